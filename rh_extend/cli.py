@@ -1,0 +1,261 @@
+"""The `rh-extend` command (typer + rich).
+
+Exit codes: 0 success; 1 remote failure or unexpected error; 2 invalid input or configuration,
+found before any paid call.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rh_extend import progress
+from rh_extend.display import RunContext, StageProgress, quiet_prefect_console, summary
+from rh_extend.errors import PipelineError
+from rh_extend.result import ErrorInfo, ExtendResult
+from rh_extend.settings import load_settings
+from runninghub import CATALOG, InputValidationError, RunningHubError
+
+app = typer.Typer(
+    help="Extend videos with RunningHub's video-extend models; Prefect runs it, S3 keeps it.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+out = Console()
+err = Console(stderr=True)
+
+MODEL_HELP = "Model id: " + " | ".join(CATALOG)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, InputValidationError):
+        return 2
+    if isinstance(exc, PipelineError):
+        return exc.exit_code
+    return 1
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    code = getattr(exc, "code", None) or type(exc).__name__
+    return ErrorInfo(code=str(code), message=str(exc))
+
+
+def _prevalidate(model: str, params: dict[str, object]) -> None:
+    """Everything that can be checked without the video or Prefect: fail in a second, not 15."""
+    from rh_extend.flows.extend_video import check_settings, user_params
+    from runninghub import get_model
+
+    get_model(model).normalize(user_params(**params))
+    check_settings(load_settings())
+
+
+def _run_flow(
+    source: str,
+    model: str,
+    params: dict[str, Any],
+    resubmit: bool,
+    show_progress: bool,
+    context: RunContext,
+) -> ExtendResult:
+    from rh_extend.flows.extend_video import extend_video
+
+    with ExitStack() as stack:
+        stack.enter_context(progress.listening(context))
+        if show_progress:
+            display = stack.enter_context(StageProgress(err))
+            stack.enter_context(progress.listening(display))
+            stack.enter_context(progress.listening(_quiet_once()))
+        result: ExtendResult = extend_video(source=source, model=model, resubmit=resubmit, **params)
+        return result
+
+
+def _quiet_once() -> Any:
+    done = threading.Event()
+
+    def listener(event: progress.StageEvent) -> None:
+        if not done.is_set():
+            quiet_prefect_console()
+            done.set()
+
+    return listener
+
+
+@app.command()
+def extend(
+    source: Annotated[str, typer.Argument(help="Local path, https:// URL or s3://bucket/key.")],
+    model: Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)],
+    prompt: Annotated[str | None, typer.Option(help="What should happen next.")] = None,
+    duration: Annotated[
+        int | None,
+        typer.Option(
+            help="Seconds. Wan 2.7: total output length 2-15; SkyReels: seconds added "
+            "(single-shot 5-30, shot-switching 2-5)."
+        ),
+    ] = None,
+    resolution: Annotated[str | None, typer.Option(help="Wan 2.7 only: 720P or 1080P.")] = None,
+    cut_type: Annotated[
+        str | None,
+        typer.Option(
+            "--cut-type",
+            help="Shot-switching only: Auto, Cut-In, Cut-Out, 'Shot/Reverse Shot', "
+            "Multi-Angle, 'Cut Away'.",
+        ),
+    ] = None,
+    negative_prompt: Annotated[
+        str | None, typer.Option("--negative-prompt", help="Wan 2.7 only: what to avoid.")
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Wan 2.7 only: 0-2147483647. A new seed is a new (paid) take."),
+    ] = None,
+    resubmit: Annotated[
+        bool,
+        typer.Option(
+            help="Submit again although an earlier submit of this request lost its answer "
+            "(may pay twice: check RunningHub's call record first)."
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON object as the last stdout line, for scripts."),
+    ] = False,
+) -> None:
+    """Extend SOURCE with MODEL, archive it in S3 and print where it is.
+
+    The same video with the same parameters is submitted (and paid) once: a rerun returns the
+    archive, or resumes the earlier task.
+    """
+    params: dict[str, object] = {
+        "prompt": prompt,
+        "duration": duration,
+        "resolution": resolution,
+        "cut_type": cut_type,
+        "negative_prompt": negative_prompt,
+        "seed": seed,
+    }
+    context = RunContext()
+    try:
+        _prevalidate(model, params)
+        result = _run_flow(source, model, params, resubmit, not as_json, context)
+    except Exception as exc:  # every failure ends as one clear message and an exit code
+        _fail(exc, model, context, as_json)
+    if as_json:
+        print(json.dumps(result.json_line()))
+    else:
+        summary(out, result)
+
+
+def _fail(exc: BaseException, model: str, context: RunContext, as_json: bool) -> None:
+    code = exit_code_for(exc)
+    info = error_info(exc)
+    if as_json:
+        failed = ExtendResult(
+            status="failed",
+            model=model,
+            request_key=context.request_key,
+            task_id=context.task_id,
+            error=info,
+        )
+        print(json.dumps(failed.json_line()))
+    else:
+        err.print(f"[bold red]error[/] [{info.code}] {info.message}")
+        if code == 2:
+            err.print("Nothing was submitted or paid. Fix the value above and run again.")
+    raise typer.Exit(code)
+
+
+@app.command()
+def models() -> None:
+    """List the models, their endpoints and every parameter's allowed values."""
+    for spec in CATALOG.values():
+        table = Table(title=f"{spec.id} — {spec.title}", title_justify="left")
+        table.add_column("parameter")
+        table.add_column("type")
+        table.add_column("allowed")
+        table.add_column("default")
+        for field in spec.fields:
+            table.add_row(
+                field.name + (" *" if field.required else ""),
+                field.kind,
+                _allowed(field),
+                "" if field.default is None else str(field.default),
+            )
+        out.print(table)
+        out.print(
+            f"  POST {spec.path} · input {', '.join(spec.input_formats)} ≤ "
+            f"{spec.max_input_bytes // 2**20} MB · duration = {spec.duration_semantics} "
+            "seconds\n"
+        )
+
+
+def _allowed(field: Any) -> str:
+    if field.choices:
+        return ", ".join(field.choices)
+    if field.minimum is not None or field.maximum is not None:
+        return f"{field.minimum} … {field.maximum}"
+    if field.max_length is not None:
+        return f"≤ {field.max_length} chars"
+    return ""
+
+
+@app.command()
+def account() -> None:
+    """Show the account balance and the key's queue (concurrency) status."""
+    from rh_extend.tasks.common import runninghub_client
+
+    try:
+        with runninghub_client(load_settings()) as client:
+            status, queue = client.account_status(), client.queue_status()
+    except RunningHubError as exc:
+        err.print(f"[bold red]error[/] {exc}")
+        raise typer.Exit(exit_code_for(exc)) from None
+    table = Table(show_header=False, box=None)
+    table.add_row("balance", f"{status.remain_money} {status.currency}")
+    table.add_row("coins", str(status.remain_coins))
+    table.add_row("running tasks", f"{queue.running_count} of {queue.concurrent_limit}")
+    table.add_row("queued tasks", str(queue.queued_count))
+    out.print(table)
+
+
+@app.command("sandbox")
+def run_sandbox(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 8700,
+) -> None:
+    """Run the local RunningHub sandbox in the foreground (Ctrl-C stops it)."""
+    from rh_extend.localstack import LOCAL_API_KEY
+    from sandbox import SandboxConfig, SandboxServer
+
+    with SandboxServer(SandboxConfig(api_keys={LOCAL_API_KEY}), host="127.0.0.1", port=port) as sb:
+        out.print(
+            f"Sandbox at {sb.base_url} · API key {LOCAL_API_KEY}\n"
+            f"export RUNNINGHUB_BASE_URL={sb.base_url} RUNNINGHUB_ALLOW_HTTP=1 "
+            f"RUNNINGHUB_API_KEY={LOCAL_API_KEY}"
+        )
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            out.print("stopped")
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where the sample clip and downloads go.")] = Path(
+        ".demo"
+    ),
+) -> None:
+    """Run the whole chain on the embedded default: sandbox + local S3 + local Prefect."""
+    from rh_extend.demo import run_demo
+
+    sys.exit(run_demo(workdir.resolve(), out, err))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,79 @@
+"""`rh-extend demo`: the main job end to end on the embedded default, as a new user sees it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from rh_extend.display import RunContext, summary
+from rh_extend.localstack import environment, local_stack
+from rh_extend.media import make_sample_clip, probe
+
+DEMO_MODEL = "skyreels-v3-single-shot"
+DEMO_PROMPT = "The camera keeps drifting right as the pattern scrolls on"
+
+
+def _where_to_see(flow_run_id: str | None) -> str:
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    if PREFECT_API_URL.value():
+        return f"{PREFECT_UI_URL.value()}/runs/flow-run/{flow_run_id}"
+    home = os.environ.get("PREFECT_HOME", "~/.prefect")
+    return (
+        f"flow run {flow_run_id}; to browse it: PREFECT_HOME={home} .venv/bin/prefect server "
+        f"start, then open http://127.0.0.1:4200/runs/flow-run/{flow_run_id}"
+    )
+
+
+def run_demo(workdir: Path, out: Console, err: Console) -> int:
+    from rh_extend.cli import _run_flow, exit_code_for
+
+    started = time.monotonic()
+    workdir.mkdir(parents=True, exist_ok=True)
+    clip = make_sample_clip(workdir / "sample.mp4", seconds=3.0)
+    out.print(f"[bold]1.[/] sample clip {clip} ({probe(clip).duration_s:.1f} s)")
+    with local_stack(queue_seconds=1.0, run_seconds=3.0) as stack:
+        out.print(
+            f"[bold]2.[/] RunningHub sandbox {stack.sandbox.base_url} · "
+            f"S3 server {stack.s3_endpoint} · bucket {stack.bucket}"
+        )
+        settings_env = {
+            **stack.env,
+            "RH_EXTEND_WORKDIR": str(workdir / "work"),
+            "RH_EXTEND_POLL_INTERVAL_S": "1",
+        }
+        with environment(settings_env):
+            out.print(f"[bold]3.[/] extending with {DEMO_MODEL} through Prefect …")
+            try:
+                result = _run_flow(
+                    str(clip),
+                    DEMO_MODEL,
+                    {"prompt": DEMO_PROMPT, "duration": 5},
+                    False,
+                    True,
+                    RunContext(),
+                )
+            except Exception as exc:
+                err.print(f"[bold red]demo failed[/] {exc}")
+                return exit_code_for(exc)
+            local_copy = workdir / "extended.mp4"
+            shutil.copyfile(
+                workdir / "work" / "runs" / str(result.request_key) / "output.mp4", local_copy
+            )
+            out.print(
+                "[bold]4.[/] result (the download link lives as long as the demo's S3 server)"
+            )
+            summary(out, result)
+            extra = [
+                ("local copy", f"{local_copy} ({probe(local_copy).duration_s:.1f} s)"),
+                ("Prefect", _where_to_see(result.flow_run_id)),
+                ("ledger", f"{len(stack.sandbox.ledger())} billed submit(s) in the sandbox"),
+            ]
+            for label, value in extra:
+                out.print(f"  [bold]{label:<12}[/] {value}", soft_wrap=True, highlight=False)
+    out.print(f"done in {time.monotonic() - started:.1f} s")
+    return 0

@@ -1,0 +1,190 @@
+"""`extend_video`: one source video → one extended video archived in S3."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import urlparse
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from rh_extend import __version__, progress
+from rh_extend.errors import ConfigurationError
+from rh_extend.keys import request_key
+from rh_extend.result import ExtendResult
+from rh_extend.settings import Settings, load_settings
+from rh_extend.tasks import (
+    Finished,
+    StagedSource,
+    Submitted,
+    archive_run,
+    download_output,
+    find_archived,
+    find_submission,
+    stage_source,
+    submit_request,
+    upload_source,
+    wait_for_task,
+)
+from runninghub import ModelSpec, Succeeded, get_model
+
+
+def user_params(**given: object) -> dict[str, object]:
+    """CLI/flow parameter names → the model's wire names; unset values are left out."""
+    wire = {"negative_prompt": "negativePrompt", "cut_type": "cutType"}
+    return {wire.get(name, name): value for name, value in given.items() if value is not None}
+
+
+def check_settings(settings: Settings) -> None:
+    if not settings.api_key():
+        raise ConfigurationError(
+            "RUNNINGHUB_API_KEY is not set: put your RunningHub API key in the environment or .env"
+        )
+    if not settings.s3_bucket:
+        raise ConfigurationError("RH_EXTEND_S3_BUCKET is not set: name the archive bucket")
+    if (
+        urlparse(settings.runninghub_base_url).scheme != "https"
+        and not settings.runninghub_allow_http
+    ):
+        raise ConfigurationError(
+            f"RUNNINGHUB_BASE_URL={settings.runninghub_base_url!r} is not https; "
+            "set RUNNINGHUB_ALLOW_HTTP=1 only for a local server"
+        )
+
+
+def _source_stem(source: str) -> str:
+    return PurePosixPath(urlparse(source).path or source).stem or "video"
+
+
+def _run_name() -> str:
+    params = flow_run.parameters
+    return f"extend-{_source_stem(str(params['source']))}-{params['model']}"
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        timings[stage] = round(time.monotonic() - start, 3)
+
+
+def _manifest(
+    key: str,
+    spec: ModelSpec,
+    params: dict[str, object],
+    staged: StagedSource,
+    finished: Finished,
+    downloaded: Any,
+    expected_s: float,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    usage = finished.response.usage
+    cost = usage.cost if usage else None
+    return {
+        "schema": 1,
+        "request_key": key,
+        "task_id": finished.response.task_id,
+        "request": {
+            "model": spec.id,
+            "endpoint": spec.path,
+            "params": params,
+            "source": staged.source,
+        },
+        "input": {
+            "sha256": staged.sha256,
+            "size_bytes": staged.info.size_bytes,
+            "duration_s": staged.info.duration_s,
+            "container": staged.info.container,
+            "width": staged.info.width,
+            "height": staged.info.height,
+        },
+        "output": {
+            "sha256": downloaded.sha256,
+            "size_bytes": downloaded.size,
+            "duration_s": round(downloaded.info.duration_s, 3),
+            "expected_duration_s": round(expected_s, 3),
+            "width": downloaded.info.width,
+            "height": downloaded.info.height,
+        },
+        "status_history": finished.history,
+        "usage": usage.model_dump(mode="json") if usage else None,
+        "cost": float(cost) if cost is not None else None,
+        "timings_s": {
+            **timings,
+            "queued": round(finished.queued_s, 3),
+            "generation": round(finished.running_s, 3),
+        },
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rh_extend_version": __version__,
+    }
+
+
+def _with_run_id(result: ExtendResult) -> ExtendResult:
+    return result.model_copy(update={"flow_run_id": str(flow_run.id)})
+
+
+def _finished_at_submit(submitted: Submitted) -> Finished | None:
+    """A fast task can already be done in the submit answer: then there is nothing to poll."""
+    response = submitted.response
+    if response is not None and isinstance(response.state, Succeeded):
+        return Finished(response=response)
+    return None
+
+
+@flow(name="extend-video", flow_run_name=_run_name, log_prints=True)
+def extend_video(
+    source: str,
+    model: str,
+    prompt: str | None = None,
+    duration: int | None = None,
+    resolution: str | None = None,
+    cut_type: str | None = None,
+    negative_prompt: str | None = None,
+    seed: int | None = None,
+    resubmit: bool = False,
+) -> ExtendResult:
+    """Extend SOURCE (local path, https URL or s3:// URI) with MODEL and archive the result."""
+    settings = load_settings()
+    spec = get_model(model)
+    params = spec.normalize(
+        user_params(
+            prompt=prompt,
+            duration=duration,
+            resolution=resolution,
+            cut_type=cut_type,
+            negative_prompt=negative_prompt,
+            seed=seed,
+        )
+    )
+    check_settings(settings)
+    timings: dict[str, float] = {}
+    with _timed(timings, "stage"):
+        staged = stage_source(source, model)
+    expected_s = staged.info.duration_s + spec.added_seconds(staged.info.duration_s, params)
+    key = request_key(staged.sha256, model, params)
+    progress.emit("stage", "info", data={"request_key": key})
+    done = find_archived(key)
+    if done is not None:
+        return _with_run_id(done)
+    submitted = find_submission(key, resubmit)
+    if submitted is None:
+        with _timed(timings, "upload"):
+            video_url = upload_source(staged, key)
+        with _timed(timings, "submit"):
+            submitted = submit_request(key, model, video_url, params, resubmit)
+    progress.emit("submit", "info", data={"task_id": submitted.task_id})
+    with _timed(timings, "poll"):
+        finished = _finished_at_submit(submitted) or wait_for_task(
+            key, submitted.task_id, spec.typical_seconds
+        )
+    with _timed(timings, "download"):
+        downloaded = download_output(key, submitted.task_id, finished.response)
+    manifest = _manifest(key, spec, params, staged, finished, downloaded, expected_s, timings)
+    return _with_run_id(archive_run(key, staged, downloaded, manifest))

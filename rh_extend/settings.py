@@ -1,0 +1,56 @@
+"""All configuration in one place: environment variables and an optional `.env` file.
+
+RunningHub settings keep RunningHub's own names (`RUNNINGHUB_*`); the pipeline's settings use the
+`RH_EXTEND_` prefix, because Prefect silently ignores unknown `PREFECT_*` variables and we don't
+want a typo to vanish. S3 credentials and endpoint are boto3's standard `AWS_*` variables
+(`AWS_ENDPOINT_URL_S3` for an S3-compatible store), read by boto3 itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_workdir() -> Path:
+    return Path.home() / ".cache" / "rh-extend"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_prefix="RH_EXTEND_", extra="ignore", populate_by_name=True
+    )
+
+    runninghub_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("RUNNINGHUB_API_KEY")
+    )
+    runninghub_base_url: str = Field(
+        default="https://www.runninghub.ai", validation_alias=AliasChoices("RUNNINGHUB_BASE_URL")
+    )
+    runninghub_allow_http: bool = Field(
+        default=False, validation_alias=AliasChoices("RUNNINGHUB_ALLOW_HTTP")
+    )
+
+    s3_bucket: str | None = None
+    s3_prefix: str = "rh-extend"
+    s3_checksums: Literal["when_supported", "when_required"] = "when_supported"
+    presign_ttl_s: int = 3600
+
+    upload_via: Literal["runninghub", "s3"] = "runninghub"
+    poll_interval_s: float = 5.0
+    poll_max_interval_s: float = 30.0
+    poll_timeout_s: float = 1800.0
+    http_timeout_s: float = 60.0
+    max_output_bytes: int = 4 * 1024**3
+    workdir: Path = Field(default_factory=_default_workdir)
+
+    def api_key(self) -> str:
+        """The key as plain text, for the client only; never log or return it."""
+        return self.runninghub_api_key.get_secret_value() if self.runninghub_api_key else ""
+
+
+def load_settings() -> Settings:
+    return Settings()

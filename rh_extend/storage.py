@@ -1,0 +1,170 @@
+"""The S3 archive: one folder per request key, create-only objects, sha256 in metadata.
+
+boto3's managed transfer (`upload_file` / `download_file`) streams from and to disk, switches to
+multipart for large files and aborts a failed multipart upload itself, so no partial object is
+left behind. A multipart object's ETag/checksum is not the file's hash, so the full-file sha256
+is stored in user metadata and re-checked after every upload.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+SHA256_META = "sha256"
+TRANSFER = TransferConfig(multipart_threshold=64 * 1024**2, multipart_chunksize=16 * 1024**2)
+
+
+class ArchiveError(Exception):
+    """The archive is unusable or holds something other than what we wrote."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    uri: str
+    key: str
+    size: int
+    sha256: str
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
+        raise ValueError(f"not an s3://bucket/key URI: {uri!r}")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def s3_client(checksums: Literal["when_supported", "when_required"] = "when_supported") -> Any:
+    config = Config(
+        request_checksum_calculation=checksums,
+        response_checksum_validation=checksums,
+        retries={"mode": "standard", "max_attempts": 5},
+    )
+    return boto3.client("s3", config=config)
+
+
+def _is_missing(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}
+
+
+def _is_precondition_failed(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code")
+    return code in {"PreconditionFailed", "412", "ConditionalRequestConflict"}
+
+
+class Archive:
+    """`s3://<bucket>/<prefix>/<request_key>/<name>` and the operations the pipeline needs."""
+
+    def __init__(self, bucket: str, prefix: str = "", *, client: Any = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.s3 = client or s3_client()
+
+    def key(self, request_key: str, name: str) -> str:
+        return "/".join(p for p in (self.prefix, request_key, name) if p)
+
+    def uri(self, request_key: str, name: str) -> str:
+        return f"s3://{self.bucket}/{self.key(request_key, name)}"
+
+    def head(self, request_key: str, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.s3.head_object(Bucket=self.bucket, Key=self.key(request_key, name)))
+        except ClientError as exc:
+            if _is_missing(exc):
+                return None
+            raise
+
+    def read_json(self, request_key: str, name: str) -> dict[str, Any] | None:
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=self.key(request_key, name))["Body"]
+        except ClientError as exc:
+            if _is_missing(exc):
+                return None
+            raise
+        with body:
+            return dict(json.loads(body.read()))
+
+    def put_json(
+        self, request_key: str, name: str, data: dict[str, Any], *, create_only: bool = False
+    ) -> bool:
+        """Write a small JSON document; with create_only, False when it already exists."""
+        extra = {"IfNoneMatch": "*"} if create_only else {}
+        try:
+            self.s3.put_object(
+                Bucket=self.bucket,
+                Key=self.key(request_key, name),
+                Body=json.dumps(data, indent=2, sort_keys=True, default=str).encode(),
+                ContentType="application/json",
+                **extra,
+            )
+        except ClientError as exc:
+            if create_only and _is_precondition_failed(exc):
+                return False
+            raise
+        return True
+
+    def delete(self, request_key: str, name: str) -> None:
+        self.s3.delete_object(Bucket=self.bucket, Key=self.key(request_key, name))
+
+    def store_file(
+        self, request_key: str, name: str, path: Path, *, sha256: str, content_type: str
+    ) -> StoredObject:
+        """Upload once: an object holding the same bytes is kept, a different one refused."""
+        key = self.key(request_key, name)
+        existing = self.head(request_key, name)
+        if existing is None:
+            self.s3.upload_file(
+                str(path),
+                self.bucket,
+                key,
+                ExtraArgs={"Metadata": {SHA256_META: sha256}, "ContentType": content_type},
+                Config=TRANSFER,
+            )
+            existing = self.head(request_key, name)
+        stored = _stored_sha256(existing)
+        if stored != sha256:
+            raise ArchiveError(
+                f"s3://{self.bucket}/{key} holds sha256 {stored}, expected {sha256}: "
+                "refusing to overwrite an archived object"
+            )
+        size = int((existing or {}).get("ContentLength", 0))
+        return StoredObject(uri=f"s3://{self.bucket}/{key}", key=key, size=size, sha256=sha256)
+
+    def presign(self, request_key: str, name: str, ttl_s: int) -> str:
+        return str(
+            self.s3.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": self.key(request_key, name)},
+                ExpiresIn=ttl_s,
+            )
+        )
+
+
+def _stored_sha256(head: dict[str, Any] | None) -> str | None:
+    if head is None:
+        return None
+    return dict(head.get("Metadata", {})).get(SHA256_META)
+
+
+def download_s3_uri(s3: Any, uri: str, dest: Path) -> Path:
+    bucket, key = parse_s3_uri(uri)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    s3.download_file(bucket, key, str(dest), Config=TRANSFER)
+    return dest
+
+
+def presign_s3_uri(s3: Any, uri: str, ttl_s: int) -> str:
+    bucket, key = parse_s3_uri(uri)
+    return str(
+        s3.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=ttl_s
+        )
+    )

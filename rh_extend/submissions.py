@@ -1,0 +1,51 @@
+"""A durable, race-safe record of every paid submit, kept in the archive bucket.
+
+`submission.json` beside the archive is written create-only *before* the submit (the intent) and
+updated with the taskId as soon as RunningHub answers. Whoever reads it later knows which of three
+worlds it is in: nothing sent (no record), sent and answered (taskId: resume polling), or sent and
+the answer lost (intent only: stop, a task may exist and be billed).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rh_extend.storage import Archive
+
+RECORD = "submission.json"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class SubmissionBook:
+    def __init__(self, archive: Archive) -> None:
+        self.archive = archive
+
+    def uri(self, request_key: str) -> str:
+        return self.archive.uri(request_key, RECORD)
+
+    def read(self, request_key: str) -> dict[str, Any] | None:
+        return self.archive.read_json(request_key, RECORD)
+
+    def claim(self, request_key: str, model_id: str, *, overwrite: bool = False) -> bool:
+        """Record the intent to submit; False when another record already exists."""
+        intent = {"request_key": request_key, "model": model_id, "state": "intent", "since": _now()}
+        return self.archive.put_json(request_key, RECORD, intent, create_only=not overwrite)
+
+    def record_task(self, request_key: str, model_id: str, task_id: str, status: str) -> None:
+        record = {
+            "request_key": request_key,
+            "model": model_id,
+            "state": "submitted",
+            "task_id": task_id,
+            "status_at_submit": status,
+            "since": _now(),
+        }
+        self.archive.put_json(request_key, RECORD, record)
+
+    def release(self, request_key: str) -> None:
+        """RunningHub refused the submit outright, so nothing was created: allow a new try."""
+        self.archive.delete(request_key, RECORD)

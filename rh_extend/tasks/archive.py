@@ -1,0 +1,98 @@
+"""Archive: output, input and manifest in S3; the manifest is written last, as the done-marker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from rh_extend import progress
+from rh_extend.result import ExtendResult
+from rh_extend.settings import load_settings
+from rh_extend.tasks.common import archive, retry_on_storage
+from rh_extend.tasks.download import Downloaded
+from rh_extend.tasks.stage import StagedSource
+
+MANIFEST = "manifest.json"
+
+
+def result_from_manifest(
+    manifest: dict[str, Any], manifest_uri: str, presigned: str | None, reused: bool
+) -> ExtendResult:
+    output = manifest["output"]
+    return ExtendResult(
+        status="succeeded",
+        request_key=manifest["request_key"],
+        task_id=manifest["task_id"],
+        model=manifest["request"]["model"],
+        output_uri=output["uri"],
+        manifest_uri=manifest_uri,
+        output_sha256=output["sha256"],
+        output_duration_s=output["duration_s"],
+        cost=manifest.get("cost"),
+        presigned_url=presigned,
+        reused_archive=reused,
+    )
+
+
+@task(
+    name="find-archive",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_on_storage,
+)
+def find_archived(request_key: str) -> ExtendResult | None:
+    settings = load_settings()
+    store = archive(settings)
+    manifest = store.read_json(request_key, MANIFEST)
+    if manifest is None:
+        return None
+    get_run_logger().info(
+        "[%s] already archived: %s (no RunningHub call made)",
+        request_key[:12],
+        manifest["output"]["uri"],
+    )
+    name = manifest["output"]["uri"].rsplit("/", 1)[-1]
+    presigned = store.presign(request_key, name, settings.presign_ttl_s)
+    return result_from_manifest(manifest, store.uri(request_key, MANIFEST), presigned, reused=True)
+
+
+@task(
+    name="archive",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_on_storage,
+)
+def archive_run(
+    request_key: str, staged: StagedSource, downloaded: Downloaded, manifest: dict[str, Any]
+) -> ExtendResult:
+    settings = load_settings()
+    store = archive(settings)
+    progress.emit("archive", "start", total=float(downloaded.size + staged.info.size_bytes))
+    output_name = f"output.{downloaded.extension}"
+    output = store.store_file(
+        request_key,
+        output_name,
+        downloaded.path,
+        sha256=downloaded.sha256,
+        content_type="video/mp4",
+    )
+    source = store.store_file(
+        request_key,
+        f"input.{staged.info.container}",
+        staged.path,
+        sha256=staged.sha256,
+        content_type="video/mp4",
+    )
+    manifest["output"]["uri"] = output.uri
+    manifest["input"]["uri"] = source.uri
+    store.put_json(request_key, MANIFEST, manifest)
+    get_run_logger().info(
+        "[%s task %s] archived %s", request_key[:12], manifest["task_id"], output.uri
+    )
+    progress.emit("archive", "done", message=f"{output_name}, input, manifest.json")
+    presigned = store.presign(request_key, output_name, settings.presign_ttl_s)
+    return result_from_manifest(manifest, store.uri(request_key, MANIFEST), presigned, reused=False)

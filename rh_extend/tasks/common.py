@@ -1,0 +1,55 @@
+"""What every task needs: a client and an archive built from settings, and retry rules.
+
+Tasks build these themselves rather than receiving them as parameters, so the API key never
+becomes a task input that Prefect could record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from rh_extend.errors import ConfigurationError
+from rh_extend.settings import Settings
+from rh_extend.storage import Archive, s3_client
+from runninghub import RetryPolicy, RunningHubClient, TransientError
+
+
+def runninghub_client(settings: Settings) -> RunningHubClient:
+    return RunningHubClient(
+        settings.api_key(),
+        settings.runninghub_base_url,
+        allow_http=settings.runninghub_allow_http,
+        timeout=settings.http_timeout_s,
+        retry=RetryPolicy(),
+    )
+
+
+def archive(settings: Settings) -> Archive:
+    if not settings.s3_bucket:
+        raise ConfigurationError(
+            "RH_EXTEND_S3_BUCKET is not set: name the bucket that archives results"
+        )
+    return Archive(settings.s3_bucket, settings.s3_prefix, client=s3_client(settings.s3_checksums))
+
+
+def _raised(state: Any) -> BaseException | None:
+    try:
+        state.result(raise_on_failure=True)
+    except BaseException as exc:
+        return exc
+    return None
+
+
+def retry_on_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retries a task only when the failure could go away by itself."""
+    return isinstance(_raised(state), TransientError)
+
+
+def retry_on_storage(task: Any, task_run: Any, state: Any) -> bool:
+    exc = _raised(state)
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return status >= 500 or status == 429
+    return isinstance(exc, BotoCoreError | TransientError)

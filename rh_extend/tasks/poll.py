@@ -1,0 +1,78 @@
+"""Poll: wait for the task to finish, keeping its status history for the manifest."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from rh_extend import progress
+from rh_extend.settings import load_settings
+from rh_extend.tasks.common import retry_on_transient, runninghub_client
+from runninghub import TaskResponse
+
+
+@dataclass
+class Finished:
+    response: TaskResponse
+    history: list[dict[str, str]] = field(default_factory=list)
+    queued_s: float = 0.0
+    running_s: float = 0.0
+
+
+def _tracker(
+    request_key: str, task_id: str, history: list[dict[str, str]], marks: dict[str, float]
+) -> Callable[[TaskResponse], None]:
+    logger = get_run_logger()
+    started = time.monotonic()
+
+    def on_update(response: TaskResponse) -> None:
+        status = str(response.status)
+        if not history or history[-1]["status"] != status:
+            history.append(
+                {"status": status, "at": datetime.now(UTC).isoformat(timespec="seconds")}
+            )
+            marks.setdefault(status, time.monotonic())
+            logger.info("[%s task %s] status %s", request_key[:12], task_id, status)
+        progress.emit(
+            "poll",
+            "advance",
+            completed=time.monotonic() - started,
+            message=status,
+            data={"task_id": task_id},
+        )
+
+    return on_update
+
+
+@task(
+    name="poll",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=retry_on_transient,
+)
+def wait_for_task(request_key: str, task_id: str, typical_s: int) -> Finished:
+    settings = load_settings()
+    history: list[dict[str, str]] = []
+    marks: dict[str, float] = {}
+    begin = time.monotonic()
+    progress.emit("poll", "start", total=float(typical_s), data={"task_id": task_id})
+    with runninghub_client(settings) as client:
+        final = client.wait(
+            task_id,
+            interval=settings.poll_interval_s,
+            max_interval=settings.poll_max_interval_s,
+            timeout=settings.poll_timeout_s,
+            on_update=_tracker(request_key, task_id, history, marks),
+        )
+    end = time.monotonic()
+    running_from = marks.get("RUNNING", begin)
+    progress.emit("poll", "done", message=str(final.status), data={"task_id": task_id})
+    return Finished(
+        response=final, history=history, queued_s=running_from - begin, running_s=end - running_from
+    )

@@ -1,0 +1,94 @@
+"""Stage: bring the source to local disk, fingerprint it and check it against the model's limits."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from rh_extend import progress
+from rh_extend.errors import SourceError
+from rh_extend.media import MediaError, VideoInfo, probe, sha256_file
+from rh_extend.settings import load_settings
+from rh_extend.storage import download_s3_uri, s3_client
+from rh_extend.tasks.common import retry_on_transient, runninghub_client
+from runninghub import get_model
+
+SourceKind = Literal["local", "https", "s3"]
+
+
+@dataclass(frozen=True)
+class StagedSource:
+    source: str
+    kind: SourceKind
+    path: Path
+    sha256: str
+    info: VideoInfo
+
+
+def source_kind(source: str) -> SourceKind:
+    if source.startswith("s3://"):
+        return "s3"
+    if source.startswith(("https://", "http://")):
+        return "https"
+    return "local"
+
+
+def _local_file(source: str) -> Path:
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise SourceError(f"source={source!r}: no such file")
+    try:
+        with path.open("rb") as fh:
+            if not fh.read(1):
+                raise SourceError(f"source={source!r}: the file is empty")
+    except PermissionError as exc:
+        raise SourceError(f"source={source!r}: the file is not readable") from exc
+    return path
+
+
+def _fetch(source: str, kind: SourceKind, max_bytes: int) -> Path:
+    settings = load_settings()
+    name = hashlib.sha256(source.encode()).hexdigest()[:16]
+    dest = settings.workdir / "sources" / name / "source.bin"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "s3":
+        return download_s3_uri(s3_client(settings.s3_checksums), source, dest)
+    with runninghub_client(settings) as client:
+        return client.download(source, dest, max_bytes=max_bytes).path
+
+
+@task(
+    name="stage",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_on_transient,
+)
+def stage_source(source: str, model_id: str) -> StagedSource:
+    spec = get_model(model_id)
+    kind = source_kind(source)
+    progress.emit("stage", "start", message=f"reading {source}")
+    path = _local_file(source) if kind == "local" else _fetch(source, kind, spec.max_input_bytes)
+    try:
+        info = probe(path)
+    except MediaError as exc:
+        raise SourceError(f"source={source!r}: {exc}") from exc
+    spec.check_input(container=info.container, size_bytes=info.size_bytes)
+    digest = sha256_file(path)
+    get_run_logger().info(
+        "Staged %s: %s, %.2f s, %dx%d, %d bytes, sha256 %s",
+        source,
+        info.container,
+        info.duration_s,
+        info.width,
+        info.height,
+        info.size_bytes,
+        digest,
+    )
+    progress.emit("stage", "done", message=f"{info.duration_s:.1f} s {info.container}")
+    return StagedSource(source=source, kind=kind, path=path, sha256=digest, info=info)

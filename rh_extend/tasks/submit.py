@@ -1,0 +1,95 @@
+"""Submit: at most one paid submit per request key.
+
+No Prefect retries here, ever: a retried submit is a second bill. The client already retries the
+cases where RunningHub surely created nothing; everything else is decided by the submission record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from rh_extend import progress
+from rh_extend.errors import SubmissionInProgressError, UnresolvedSubmissionError
+from rh_extend.settings import load_settings
+from rh_extend.submissions import SubmissionBook
+from rh_extend.tasks.common import archive, runninghub_client
+from runninghub import SubmitOutcomeUnknownError, TaskResponse, get_model
+
+
+@dataclass(frozen=True)
+class Submitted:
+    task_id: str
+    resumed: bool
+    response: TaskResponse | None = None
+
+
+def _book() -> SubmissionBook:
+    return SubmissionBook(archive(load_settings()))
+
+
+def _resume_or_stop(book: SubmissionBook, request_key: str, record: dict[str, object]) -> Submitted:
+    task_id = record.get("task_id")
+    if task_id:
+        return Submitted(task_id=str(task_id), resumed=True)
+    raise UnresolvedSubmissionError(request_key, book.uri(request_key), str(record.get("since")))
+
+
+@task(name="check-submission", cache_policy=NO_CACHE)
+def find_submission(request_key: str, resubmit: bool = False) -> Submitted | None:
+    """An earlier run's taskId to resume, None to submit, or a stop when its outcome is unknown."""
+    book = _book()
+    record = book.read(request_key)
+    if record is None or (resubmit and not record.get("task_id")):
+        return None
+    found = _resume_or_stop(book, request_key, record)
+    get_run_logger().info(
+        "[%s task %s] resuming the earlier submit", request_key[:12], found.task_id
+    )
+    return found
+
+
+@task(name="submit", cache_policy=NO_CACHE, retries=0)
+def submit_request(
+    request_key: str,
+    model_id: str,
+    video_url: str,
+    params: Mapping[str, object],
+    resubmit: bool = False,
+) -> Submitted:
+    logger = get_run_logger()
+    book = _book()
+    if not book.claim(request_key, model_id, overwrite=resubmit):
+        record = book.read(request_key) or {}
+        if record.get("task_id"):
+            return _resume_or_stop(book, request_key, record)
+        raise SubmissionInProgressError(request_key, book.uri(request_key))
+    progress.emit("submit", "start", message=model_id)
+    body = get_model(model_id).build_body(video_url, params)
+    try:
+        with runninghub_client(load_settings()) as client:
+            response = client.submit(model_id, body)
+    except SubmitOutcomeUnknownError:
+        logger.error(
+            "[%s] submit sent but its answer was lost; the intent stays recorded at %s",
+            request_key[:12],
+            book.uri(request_key),
+        )
+        raise
+    except Exception:
+        book.release(request_key)
+        raise
+    task_id = str(response.task_id)
+    book.record_task(request_key, model_id, task_id, str(response.status))
+    logger.info(
+        "[%s task %s] submitted to %s, status %s",
+        request_key[:12],
+        task_id,
+        model_id,
+        response.status,
+    )
+    progress.emit("submit", "done", message=task_id, data={"task_id": task_id})
+    return Submitted(task_id=task_id, resumed=False, response=response)

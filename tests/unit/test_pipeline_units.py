@@ -1,0 +1,113 @@
+"""Fast checks of the pipeline's own pieces: no servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rh_extend.cli import exit_code_for
+from rh_extend.errors import ConfigurationError, SourceError, UnresolvedSubmissionError
+from rh_extend.flows.extend_video import check_settings, user_params
+from rh_extend.keys import request_key
+from rh_extend.media import MediaError, make_sample_clip, probe, sha256_file
+from rh_extend.result import ExtendResult
+from rh_extend.settings import Settings
+from rh_extend.storage import parse_s3_uri
+from rh_extend.tasks.download import _extension
+from rh_extend.tasks.stage import source_kind
+from runninghub import InputValidationError
+
+
+def test_request_key_is_stable_and_sensitive_to_every_part() -> None:
+    base = request_key("a" * 64, "wan-2.7", {"duration": "5", "seed": 1})
+    assert base == request_key("a" * 64, "wan-2.7", {"seed": 1, "duration": "5"})
+    assert base != request_key("b" * 64, "wan-2.7", {"duration": "5", "seed": 1})
+    assert base != request_key("a" * 64, "wan-2.7", {"duration": "5", "seed": 2})
+    assert base != request_key("a" * 64, "skyreels-v3-single-shot", {"duration": "5", "seed": 1})
+
+
+def test_user_params_maps_to_wire_names_and_drops_unset() -> None:
+    assert user_params(prompt="p", cut_type="Cut-In", negative_prompt="n", seed=None) == {
+        "prompt": "p",
+        "cutType": "Cut-In",
+        "negativePrompt": "n",
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"runninghub_api_key": None}, "RUNNINGHUB_API_KEY"),
+        ({"s3_bucket": None}, "RH_EXTEND_S3_BUCKET"),
+        ({"runninghub_base_url": "http://example.test"}, "RUNNINGHUB_ALLOW_HTTP"),
+    ],
+)
+def test_check_settings_names_the_missing_setting(
+    overrides: dict[str, object], needle: str
+) -> None:
+    values = {
+        "runninghub_api_key": "k",
+        "s3_bucket": "b",
+        "runninghub_base_url": "https://www.runninghub.ai",
+        "runninghub_allow_http": False,
+        **overrides,
+    }
+    with pytest.raises(ConfigurationError, match=needle):
+        check_settings(Settings(_env_file=None, **values))
+
+
+def test_exit_codes() -> None:
+    assert exit_code_for(InputValidationError("bad", field="duration", value=99)) == 2
+    assert exit_code_for(SourceError("x")) == 2
+    assert exit_code_for(ConfigurationError("x")) == 2
+    assert exit_code_for(UnresolvedSubmissionError("k", "s3://b/k", "t")) == 1
+    assert exit_code_for(RuntimeError("x")) == 1
+
+
+def test_json_line_has_exactly_the_scripting_keys() -> None:
+    line = ExtendResult(
+        status="failed", model="wan-2.7", presigned_url="x", flow_run_id="y"
+    ).json_line()
+    assert set(line) == {
+        "status",
+        "request_key",
+        "task_id",
+        "model",
+        "output_uri",
+        "manifest_uri",
+        "output_sha256",
+        "output_duration_s",
+        "cost",
+        "error",
+    }
+
+
+def test_output_extension_never_comes_from_untrusted_text() -> None:
+    assert _extension("mp4") == "mp4"
+    assert _extension("../../etc/passwd") == "mp4"
+    assert _extension(None) == "mp4"
+
+
+def test_source_kinds_and_s3_uris() -> None:
+    assert source_kind("s3://b/k.mp4") == "s3"
+    assert source_kind("https://x/y.mp4") == "https"
+    assert source_kind("clips/a.mp4") == "local"
+    assert parse_s3_uri("s3://bucket/a/b.mp4") == ("bucket", "a/b.mp4")
+    with pytest.raises(ValueError):
+        parse_s3_uri("s3://bucket")
+
+
+def test_probe_and_hash_a_real_clip(tmp_path: Path) -> None:
+    clip = make_sample_clip(tmp_path / "c.mp4", seconds=1.0, width=64, height=48, fps=12)
+    info = probe(clip)
+    assert (info.container, info.width, info.height, info.frames) == ("mp4", 64, 48, 12)
+    assert info.duration_s == pytest.approx(1.0)
+    assert len(sha256_file(clip)) == 64
+
+
+def test_probe_rejects_a_file_that_is_not_a_video(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.mp4"
+    bogus.write_bytes(b"not a video" * 100)
+    with pytest.raises(MediaError, match="not a decodable video"):
+        probe(bogus)
