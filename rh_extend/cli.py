@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import uuid
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
@@ -61,7 +62,7 @@ def _run_flow(
     source: str,
     model: str,
     params: dict[str, Any],
-    resubmit: bool,
+    options: dict[str, Any],
     show_progress: bool,
     context: RunContext,
 ) -> ExtendResult:
@@ -73,7 +74,7 @@ def _run_flow(
             display = stack.enter_context(StageProgress(err))
             stack.enter_context(progress.listening(display))
             stack.enter_context(progress.listening(_quiet_once()))
-        result: ExtendResult = extend_video(source=source, model=model, resubmit=resubmit, **params)
+        result: ExtendResult = extend_video(source=source, model=model, **params, **options)
         return result
 
 
@@ -116,11 +117,33 @@ def extend(
         int | None,
         typer.Option(help="Wan 2.7 only: 0-2147483647. A new seed is a new (paid) take."),
     ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-cost",
+            help="Refuse to submit when RunningHub's price preview is higher (account currency). "
+            "Default: RH_EXTEND_MAX_COST, else no limit.",
+        ),
+    ] = None,
+    take: Annotated[
+        str | None,
+        typer.Option(
+            help="Label for a deliberate new attempt at the same request: a new take is a new "
+            "request key, so it is submitted (and paid) again. Reruns with the same label resume."
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="A new take with a fresh random label: always submits (and pays) again. "
+            "Prefer --take LABEL, which a rerun after a crash can resume."
+        ),
+    ] = False,
     resubmit: Annotated[
         bool,
         typer.Option(
-            help="Submit again although an earlier submit of this request lost its answer "
-            "(may pay twice: check RunningHub's call record first)."
+            help="Submit again although this request was submitted before, e.g. after a lost "
+            "answer or a failed task (pays again: check RunningHub's call record first)."
         ),
     ] = False,
     as_json: Annotated[
@@ -141,10 +164,15 @@ def extend(
         "negative_prompt": negative_prompt,
         "seed": seed,
     }
+    options = {
+        "take": f"force-{uuid.uuid4().hex[:12]}" if force else take,
+        "max_cost": max_cost,
+        "resubmit": resubmit,
+    }
     context = RunContext()
     try:
         _prevalidate(model, params)
-        result = _run_flow(source, model, params, resubmit, not as_json, context)
+        result = _run_flow(source, model, params, options, not as_json, context)
     except Exception as exc:  # every failure ends as one clear message and an exit code
         _fail(exc, model, context, as_json)
     if as_json:

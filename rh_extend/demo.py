@@ -53,7 +53,7 @@ def run_demo(workdir: Path, out: Console, err: Console) -> int:
                     str(clip),
                     DEMO_MODEL,
                     {"prompt": DEMO_PROMPT, "duration": 5},
-                    False,
+                    {},
                     True,
                     RunContext(),
                 )

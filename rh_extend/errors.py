@@ -57,3 +57,10 @@ class ArchiveMismatchError(PipelineError):
     """What came back or what was stored is not what it should be."""
 
     code = "VERIFY"
+
+
+class BudgetExceededError(PipelineError):
+    """The price preview is over the run's budget, or can't be had while a budget is set."""
+
+    exit_code = 2
+    code = "BUDGET"

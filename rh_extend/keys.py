@@ -7,14 +7,19 @@ import json
 from collections.abc import Mapping
 
 
-def request_key(input_sha256: str, model_id: str, params: Mapping[str, object]) -> str:
+def request_key(
+    input_sha256: str, model_id: str, params: Mapping[str, object], take: str | None = None
+) -> str:
     """sha256 over the input's content hash, the model and its normalized parameters.
 
-    A new seed or any other parameter change is a new request (and a new paid take); the same
-    video under another file name or URL is the same request.
+    A new seed, a new `take` label or any other parameter change is a new request (and a new
+    paid take); the same video under another file name or URL is the same request.
     """
+    request: dict[str, object] = {"input": input_sha256, "model": model_id, "params": dict(params)}
+    if take:
+        request["take"] = take
     canonical = json.dumps(
-        {"input": input_sha256, "model": model_id, "params": dict(params)},
+        request,
         sort_keys=True,
         separators=(",", ":"),
     )

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     presign_ttl_s: int = 3600
 
     upload_via: Literal["runninghub", "s3"] = "runninghub"
+    max_cost: float | None = None
+    concurrency_limit: int | None = None  # None: the key's own concurrentLimit from RunningHub
+    concurrency_wait_s: float = 3600.0
+    cancel_on_timeout: bool = True
+    retry_attempts: int = 5
+    retry_initial_s: float = 1.0
     poll_interval_s: float = 5.0
     poll_max_interval_s: float = 30.0
     poll_timeout_s: float = 1800.0

@@ -16,6 +16,7 @@ from prefect.runtime import flow_run
 from rh_extend import __version__, progress
 from rh_extend.errors import ConfigurationError
 from rh_extend.keys import request_key
+from rh_extend.limits import runninghub_slot
 from rh_extend.result import ExtendResult
 from rh_extend.settings import Settings, load_settings
 from rh_extend.tasks import (
@@ -26,6 +27,7 @@ from rh_extend.tasks import (
     download_output,
     find_archived,
     find_submission,
+    preview_price,
     stage_source,
     submit_request,
     upload_source,
@@ -148,43 +150,56 @@ def extend_video(
     cut_type: str | None = None,
     negative_prompt: str | None = None,
     seed: int | None = None,
+    take: str | None = None,
+    max_cost: float | None = None,
     resubmit: bool = False,
 ) -> ExtendResult:
-    """Extend SOURCE (local path, https URL or s3:// URI) with MODEL and archive the result."""
+    """Extend SOURCE (local path, https URL or s3:// URI) with MODEL and archive the result.
+
+    `take` labels a deliberate new (paid) attempt at the same request; `max_cost` refuses to
+    submit when RunningHub's price preview is higher; `resubmit` pays again although an earlier
+    submit of this request is on record.
+    """
     settings = load_settings()
     spec = get_model(model)
-    params = spec.normalize(
-        user_params(
-            prompt=prompt,
-            duration=duration,
-            resolution=resolution,
-            cut_type=cut_type,
-            negative_prompt=negative_prompt,
-            seed=seed,
-        )
+    given = user_params(
+        prompt=prompt,
+        duration=duration,
+        resolution=resolution,
+        cut_type=cut_type,
+        negative_prompt=negative_prompt,
+        seed=seed,
     )
+    params = spec.normalize(given)
     check_settings(settings)
+    budget = max_cost if max_cost is not None else settings.max_cost
     timings: dict[str, float] = {}
     with _timed(timings, "stage"):
         staged = stage_source(source, model)
     expected_s = staged.info.duration_s + spec.added_seconds(staged.info.duration_s, params)
-    key = request_key(staged.sha256, model, params)
+    key = request_key(staged.sha256, model, params, take)
     progress.emit("stage", "info", data={"request_key": key})
     done = find_archived(key)
     if done is not None:
         return _with_run_id(done)
     submitted = find_submission(key, resubmit)
+    price = None
     if submitted is None:
         with _timed(timings, "upload"):
             video_url = upload_source(staged, key)
-        with _timed(timings, "submit"):
-            submitted = submit_request(key, model, video_url, params, resubmit)
-    progress.emit("submit", "info", data={"task_id": submitted.task_id})
-    with _timed(timings, "poll"):
-        finished = _finished_at_submit(submitted) or wait_for_task(
-            key, submitted.task_id, spec.typical_seconds
-        )
+        price = preview_price(key, model, video_url, params, budget)
+    with runninghub_slot(settings):
+        if submitted is None:
+            with _timed(timings, "submit"):
+                submitted = submit_request(key, model, video_url, params, resubmit)
+        progress.emit("submit", "info", data={"task_id": submitted.task_id})
+        with _timed(timings, "poll"):
+            finished = _finished_at_submit(submitted) or wait_for_task(
+                key, submitted.task_id, spec.typical_seconds
+            )
     with _timed(timings, "download"):
         downloaded = download_output(key, submitted.task_id, finished.response)
     manifest = _manifest(key, spec, params, staged, finished, downloaded, expected_s, timings)
+    manifest["request"]["take"] = take
+    manifest["price_preview"] = price
     return _with_run_id(archive_run(key, staged, downloaded, manifest))

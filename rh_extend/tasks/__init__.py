@@ -3,6 +3,7 @@
 from rh_extend.tasks.archive import archive_run, find_archived
 from rh_extend.tasks.download import Downloaded, download_output
 from rh_extend.tasks.poll import Finished, wait_for_task
+from rh_extend.tasks.price import preview_price
 from rh_extend.tasks.stage import StagedSource, stage_source
 from rh_extend.tasks.submit import Submitted, find_submission, submit_request
 from rh_extend.tasks.upload import upload_source
@@ -16,6 +17,7 @@ __all__ = [
     "download_output",
     "find_archived",
     "find_submission",
+    "preview_price",
     "stage_source",
     "submit_request",
     "upload_source",

@@ -22,7 +22,11 @@ def runninghub_client(settings: Settings) -> RunningHubClient:
         settings.runninghub_base_url,
         allow_http=settings.runninghub_allow_http,
         timeout=settings.http_timeout_s,
-        retry=RetryPolicy(),
+        retry=RetryPolicy(
+            attempts=settings.retry_attempts,
+            initial=settings.retry_initial_s,
+            jitter=settings.retry_initial_s,
+        ),
     )
 
 

@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from rh_extend import progress
 from rh_extend.settings import load_settings
 from rh_extend.tasks.common import retry_on_transient, runninghub_client
-from runninghub import TaskResponse
+from runninghub import PollTimeoutError, RunningHubClient, RunningHubError, TaskResponse
 
 
 @dataclass
@@ -49,6 +49,32 @@ def _tracker(
     return on_update
 
 
+def _gave_up(
+    client: RunningHubClient, exc: PollTimeoutError, task_id: str, cancel: bool
+) -> PollTimeoutError:
+    """Best-effort cancel, and a message that says what happened and what to do next."""
+    if cancel:
+        try:
+            cancelled = client.cancel(task_id)
+        except RunningHubError:
+            cancelled = False
+        what = (
+            "cancel requested (RunningHub may still bill it)"
+            if cancelled
+            else "cancel did not go through; the task may still finish"
+        )
+        then = "rerun the same command to see how it ended, or --resubmit for a new paid task"
+    else:
+        what = "left running"
+        then = "rerun the same command to resume polling it (nothing is submitted again)"
+    return PollTimeoutError(
+        f"task {task_id} was still {exc.last_status} at the polling deadline; {what}. To go on: "
+        f"{then}.",
+        task_id=task_id,
+        last_status=exc.last_status,
+    )
+
+
 @task(
     name="poll",
     cache_policy=NO_CACHE,
@@ -63,13 +89,16 @@ def wait_for_task(request_key: str, task_id: str, typical_s: int) -> Finished:
     begin = time.monotonic()
     progress.emit("poll", "start", total=float(typical_s), data={"task_id": task_id})
     with runninghub_client(settings) as client:
-        final = client.wait(
-            task_id,
-            interval=settings.poll_interval_s,
-            max_interval=settings.poll_max_interval_s,
-            timeout=settings.poll_timeout_s,
-            on_update=_tracker(request_key, task_id, history, marks),
-        )
+        try:
+            final = client.wait(
+                task_id,
+                interval=settings.poll_interval_s,
+                max_interval=settings.poll_max_interval_s,
+                timeout=settings.poll_timeout_s,
+                on_update=_tracker(request_key, task_id, history, marks),
+            )
+        except PollTimeoutError as exc:
+            raise _gave_up(client, exc, task_id, settings.cancel_on_timeout) from exc
     end = time.monotonic()
     running_from = marks.get("RUNNING", begin)
     progress.emit("poll", "done", message=str(final.status), data={"task_id": task_id})

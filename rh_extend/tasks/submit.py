@@ -43,7 +43,7 @@ def find_submission(request_key: str, resubmit: bool = False) -> Submitted | Non
     """An earlier run's taskId to resume, None to submit, or a stop when its outcome is unknown."""
     book = _book()
     record = book.read(request_key)
-    if record is None or (resubmit and not record.get("task_id")):
+    if record is None or resubmit:
         return None
     found = _resume_or_stop(book, request_key, record)
     get_run_logger().info(
