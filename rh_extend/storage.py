@@ -8,6 +8,7 @@ is stored in user metadata and re-checked after every upload.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,10 +64,20 @@ def _is_precondition_failed(exc: ClientError) -> bool:
 class Archive:
     """`s3://<bucket>/<prefix>/<request_key>/<name>` and the operations the pipeline needs."""
 
-    def __init__(self, bucket: str, prefix: str = "", *, client: Any = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client: Any = None,
+        send_checksums: bool = True,
+        transfer: TransferConfig = TRANSFER,
+    ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.s3 = client or s3_client()
+        self.send_checksums = send_checksums
+        self.transfer = transfer
 
     def key(self, request_key: str, name: str) -> str:
         return "/".join(p for p in (self.prefix, request_key, name) if p)
@@ -117,17 +128,26 @@ class Archive:
     def store_file(
         self, request_key: str, name: str, path: Path, *, sha256: str, content_type: str
     ) -> StoredObject:
-        """Upload once: an object holding the same bytes is kept, a different one refused."""
+        """Upload once: an object holding the same bytes is kept, a different one refused.
+
+        Files below the multipart threshold go up in one create-only PUT carrying their SHA-256
+        (the store verifies it where it supports flexible checksums); larger ones use boto3's
+        managed multipart upload after a head check, since s3transfer can't send IfNoneMatch.
+        The sha256 metadata is read back either way.
+        """
         key = self.key(request_key, name)
         existing = self.head(request_key, name)
         if existing is None:
-            self.s3.upload_file(
-                str(path),
-                self.bucket,
-                key,
-                ExtraArgs={"Metadata": {SHA256_META: sha256}, "ContentType": content_type},
-                Config=TRANSFER,
-            )
+            if path.stat().st_size < self.transfer.multipart_threshold:
+                self._put_create_only(key, path, sha256, content_type)
+            else:
+                self.s3.upload_file(
+                    str(path),
+                    self.bucket,
+                    key,
+                    ExtraArgs={"Metadata": {SHA256_META: sha256}, "ContentType": content_type},
+                    Config=self.transfer,
+                )
             existing = self.head(request_key, name)
         stored = _stored_sha256(existing)
         if stored != sha256:
@@ -137,6 +157,25 @@ class Archive:
             )
         size = int((existing or {}).get("ContentLength", 0))
         return StoredObject(uri=f"s3://{self.bucket}/{key}", key=key, size=size, sha256=sha256)
+
+    def _put_create_only(self, key: str, path: Path, sha256: str, content_type: str) -> None:
+        extra = {}
+        if self.send_checksums:
+            extra["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(sha256)).decode()
+        with path.open("rb") as body:
+            try:
+                self.s3.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=body,
+                    Metadata={SHA256_META: sha256},
+                    ContentType=content_type,
+                    IfNoneMatch="*",
+                    **extra,
+                )
+            except ClientError as exc:
+                if not _is_precondition_failed(exc):
+                    raise  # an object that appeared meanwhile is compared by the caller
 
     def presign(self, request_key: str, name: str, ttl_s: int) -> str:
         return str(

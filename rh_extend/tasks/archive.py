@@ -89,7 +89,8 @@ def archive_run(
     )
     manifest["output"]["uri"] = output.uri
     manifest["input"]["uri"] = source.uri
-    store.put_json(request_key, MANIFEST, manifest)
+    if not store.put_json(request_key, MANIFEST, manifest, create_only=True):
+        get_run_logger().warning("[%s] manifest.json already existed: kept", request_key[:12])
     get_run_logger().info(
         "[%s task %s] archived %s", request_key[:12], manifest["task_id"], output.uri
     )

@@ -35,7 +35,12 @@ def archive(settings: Settings) -> Archive:
         raise ConfigurationError(
             "RH_EXTEND_S3_BUCKET is not set: name the bucket that archives results"
         )
-    return Archive(settings.s3_bucket, settings.s3_prefix, client=s3_client(settings.s3_checksums))
+    return Archive(
+        settings.s3_bucket,
+        settings.s3_prefix,
+        client=s3_client(settings.s3_checksums),
+        send_checksums=settings.s3_checksums == "when_supported",
+    )
 
 
 def _raised(state: Any) -> BaseException | None:
