@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from rh_extend.settings import Settings
 from runninghub import RunningHubError
@@ -52,14 +52,23 @@ def ensure_limit(settings: Settings) -> str:
         try:
             client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
-            client.upsert_global_concurrency_limit_by_name(name, _key_slots(settings))
+            # another process (a second worker, a parallel run) may create it first
+            with suppress(ObjectAlreadyExists):
+                client.upsert_global_concurrency_limit_by_name(name, _key_slots(settings))
     _ensured.add(name)
     return name
 
 
 @contextmanager
 def runninghub_slot(settings: Settings) -> Iterator[None]:
-    """Hold one of the key's slots; waits (bounded) when all are taken."""
+    """Hold one of the key's slots; waits (bounded) when all are taken.
+
+    RH_EXTEND_CONCURRENCY_LIMIT=0 turns the Prefect-side limit off: runs then rely on the
+    client's bounded waiting when RunningHub answers 1520/421.
+    """
+    if settings.concurrency_limit == 0:
+        yield
+        return
     name = ensure_limit(settings)
     with concurrency(name, occupy=1, timeout_seconds=settings.concurrency_wait_s, strict=True):
         yield

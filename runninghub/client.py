@@ -645,8 +645,11 @@ class RunningHubClient:
             raise self._unknown_outcome(
                 spec, f"the answer (HTTP {status}) is not JSON: {self._excerpt(response)!r}"
             )
-        error = self._error_in(answer, response, task_answer=True)
-        if error is None and not _blank(answer.get("errorCode")) and _blank(answer.get("taskId")):
+        # A taskId means a task exists (and may be billed), whatever error comes with it: hand
+        # it back so the caller records the id instead of believing nothing was created.
+        has_task = not _blank(answer.get("taskId"))
+        error = None if has_task else self._error_in(answer, response, task_answer=True)
+        if error is None and not _blank(answer.get("errorCode")) and not has_task:
             error = self._code_error(answer.get("errorCode"), answer.get("errorMessage"), response)
         if error is not None:
             raise error

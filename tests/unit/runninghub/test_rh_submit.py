@@ -230,6 +230,18 @@ def test_error_code_with_a_task_id_returns_the_task(
     assert task.error_code == "1504"
 
 
+def test_error_code_with_a_task_id_but_no_status_returns_the_task(
+    client: RunningHubClient, mock: respx.MockRouter
+) -> None:
+    # the status is missing, but the taskId says a task exists: never report "nothing created"
+    answer = {"taskId": TASK_ID, "status": None, "errorCode": "1011", "errorMessage": "busy"}
+    route = submit_route(mock).respond(200, json=answer)
+    task = client.submit("wan-2.7", BODY)
+    assert task.task_id == TASK_ID
+    assert task.error_code == "1011"
+    assert route.call_count == 1
+
+
 def test_html_auth_page_is_authentication_error(
     client: RunningHubClient, mock: respx.MockRouter
 ) -> None:
