@@ -20,6 +20,7 @@ from rh_extend.settings import Settings
 from runninghub import RunningHubError
 
 DEFAULT_SLOTS = 3
+LEASE_S = 60.0
 logger = logging.getLogger("rh_extend.limits")
 _ensured: set[str] = set()
 
@@ -70,5 +71,13 @@ def runninghub_slot(settings: Settings) -> Iterator[None]:
         yield
         return
     name = ensure_limit(settings)
-    with concurrency(name, occupy=1, timeout_seconds=settings.concurrency_wait_s, strict=True):
+    # A short lease: Prefect renews it while this process lives, and a killed run's slot comes
+    # back within a minute instead of blocking its own resume for the default five.
+    with concurrency(
+        name,
+        occupy=1,
+        timeout_seconds=settings.concurrency_wait_s,
+        strict=True,
+        lease_duration=LEASE_S,
+    ):
         yield

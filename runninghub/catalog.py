@@ -153,7 +153,7 @@ class ModelSpec:
             raise InputValidationError(
                 f"duration={duration} must be longer than the input clip "
                 f"({input_duration_s:.1f} s) for {self.id}, whose duration is the total "
-                "output length",
+                f"output length: allowed {allowed}",
                 field="duration",
                 value=duration,
                 allowed=allowed,

@@ -705,7 +705,7 @@ class RunningHubClient:
             task_id=task_id,
             code=state.code,
             hint=hint,
-            failed_reason=state.failed_reason,
+            failed_reason=self._scrub_reason(state.failed_reason),
             usage=response.usage,
         )
 
@@ -997,6 +997,13 @@ class RunningHubClient:
     def _scrub(self, text: str) -> str:
         """Remove the key from server text before it goes into a message or a log."""
         return text.replace(self._key.reveal(), "***")
+
+    def _scrub_reason(self, reason: dict[str, Any] | str | None) -> dict[str, Any] | str | None:
+        if isinstance(reason, str):
+            return self._scrub(reason)
+        if isinstance(reason, dict):
+            return {k: self._scrub(v) if isinstance(v, str) else v for k, v in reason.items()}
+        return reason
 
     # --- small checks ----------------------------------------------------------------------
 

@@ -40,8 +40,10 @@ def source_kind(source: str) -> SourceKind:
 
 def _local_file(source: str) -> Path:
     path = Path(source).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise SourceError(f"source={source!r}: no such file")
+    if not path.is_file():
+        raise SourceError(f"source={source!r}: not a regular file (a directory or device?)")
     try:
         with path.open("rb") as fh:
             if not fh.read(1):

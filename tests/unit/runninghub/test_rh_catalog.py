@@ -256,7 +256,7 @@ def test_added_seconds_total_must_exceed_input() -> None:
     error = caught.value
     assert str(error) == (
         "duration=5 must be longer than the input clip (6.0 s) for wan-2.7, whose duration is "
-        "the total output length"
+        "the total output length: allowed 7 … 15"
     )
     assert (error.field, error.allowed) == ("duration", "7 … 15")
     with pytest.raises(InputValidationError) as caught:
