@@ -38,3 +38,18 @@ unit: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+
+# Scale-out check, not part of `make test`: Prefect server on PostgreSQL (a local cluster on
+# 127.0.0.1) and two workers of the video-extend pool share two racing batches of 12 videos.
+.PHONY: scale-out
+scale-out: $(STAMP)
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || \
+		{ apt-get update && apt-get install -y --no-install-recommends postgresql; }
+	$(BIN)/python scripts/scale_out.py
+
+# The browser check of docs/observability.md: one run against a local `prefect server start`,
+# its artifact photographed by headless Chromium into docs/img/.
+.PHONY: screenshot
+screenshot: $(STAMP)
+	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y --no-install-recommends chromium; } || { echo "needs chromium: apt-get install -y --no-install-recommends chromium" >&2; exit 1; }
+	$(BIN)/python scripts/screenshot_run.py --out-dir docs/img

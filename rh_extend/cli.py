@@ -285,5 +285,123 @@ def demo(
     sys.exit(run_demo(workdir.resolve(), out, err))
 
 
+# --- unattended operation: batches, serving deployments, the event receiver -----------------
+
+
+@app.command()
+def batch(
+    manifest: Annotated[
+        str | None, typer.Argument(help="CSV or JSONL manifest: local path or s3:// URI.")
+    ] = None,
+    inbox: Annotated[
+        str | None,
+        typer.Option(help="Instead of a manifest: an s3:// inbox prefix, or 'default'."),
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Default model.")] = None,
+    prompt: Annotated[str | None, typer.Option(help="Default prompt.")] = None,
+    params: Annotated[
+        str | None, typer.Option(help="Default parameters as JSON, e.g. '{\"duration\": 5}'.")
+    ] = None,
+    max_parallel: Annotated[int, typer.Option(help="Items running at once.")] = 4,
+    dispatch: Annotated[
+        str, typer.Option(help="subflow (here) or deployment (runs of extend-video on workers).")
+    ] = "subflow",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Extend every video of a manifest or an S3 inbox; exit 1 when every item failed."""
+    from rh_extend.flows.extend_batch import extend_batch
+
+    state = extend_batch(
+        manifest=manifest,
+        inbox=inbox,
+        model=model,
+        prompt=prompt,
+        params=json.loads(params) if params else None,
+        max_parallel=max_parallel,
+        dispatch=dispatch,
+        return_state=True,
+    )
+    value = state.result(raise_on_failure=False)
+    summary = getattr(value, "summary", value)
+    if as_json and hasattr(summary, "model_dump_json"):
+        print(summary.model_dump_json())
+    else:
+        (err if state.is_failed() else out).print(state.message or state.name)
+    raise typer.Exit(0 if state.is_completed() else 1)
+
+
+@app.command()
+def serve(
+    only: Annotated[
+        list[str] | None, typer.Option(help="Serve only this deployment (repeatable).")
+    ] = None,
+    inbox_interval: Annotated[
+        float | None, typer.Option(help="Run extend-inbox every N seconds instead of its cron.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Flow runs at once.")] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="NAME.PARAM=JSON: override a deployment parameter."),
+    ] = None,
+) -> None:
+    """Serve the deployments (schedules and event triggers included) from this process."""
+    from rh_extend.deployments.serve import parse_overrides
+    from rh_extend.deployments.serve import serve as serve_deployments
+
+    serve_deployments(only, inbox_interval, limit, parse_overrides(overrides or []))
+
+
+@app.command()
+def receiver(
+    host: Annotated[str | None, typer.Option(help="Default RH_EXTEND_RECEIVER_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default RH_EXTEND_RECEIVER_PORT.")] = None,
+) -> None:
+    """HTTP receiver: RunningHub webhooks and "new video" posts become Prefect events."""
+    from rh_extend.receiver import run
+
+    try:
+        run(host, port)
+    except ValueError as exc:
+        err.print(f"[bold red]error[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def deployments(
+    write: Annotated[bool, typer.Option(help="Regenerate prefect.yaml.")] = False,
+    path: Annotated[Path, typer.Option(help="The prefect.yaml to check or write.")] = Path(
+        "prefect.yaml"
+    ),
+) -> None:
+    """Check prefect.yaml against the deployment definitions, or --write it."""
+    from rh_extend.deployments.definitions import check_prefect_yaml, write_prefect_yaml
+
+    if write:
+        write_prefect_yaml(path)
+        out.print(f"wrote {path}")
+        return
+    problems = check_prefect_yaml(path)
+    for problem in problems:
+        err.print(problem)
+    if problems:
+        err.print("run `rh-extend deployments --write` to regenerate it")
+        raise typer.Exit(1)
+    out.print(f"{path} matches rh_extend/deployments/definitions.py")
+
+
+@app.command()
+def runs(
+    since: Annotated[
+        str, typer.Option(help="How far back: 90s, 30m, 24h, 7d, 2w (a bare number is hours).")
+    ] = "24h",
+    limit: Annotated[int, typer.Option(help="Show at most this many runs (newest first).")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """Recent extend-video runs from the Prefect API: state, model, cost, duration, output."""
+    from rh_extend.observe.runs import main as list_runs
+
+    raise typer.Exit(list_runs(since, limit, as_json, out, err))
+
+
 if __name__ == "__main__":
     app()

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 from prefect import flow
 from prefect.runtime import flow_run
 
-from rh_extend import __version__, progress
+from rh_extend import __version__, observe, progress
 from rh_extend.errors import ConfigurationError
 from rh_extend.keys import request_key
 from rh_extend.limits import runninghub_slot
@@ -140,7 +140,14 @@ def _finished_at_submit(submitted: Submitted) -> Finished | None:
     return None
 
 
-@flow(name="extend-video", flow_run_name=_run_name, log_prints=True)
+@flow(
+    name="extend-video",
+    flow_run_name=_run_name,
+    log_prints=True,
+    on_running=[observe.tag_run],
+    on_failure=[observe.report_failure],
+    on_completion=[observe.finished],
+)
 def extend_video(
     source: str,
     model: str,
@@ -179,6 +186,7 @@ def extend_video(
     expected_s = staged.info.duration_s + spec.added_seconds(staged.info.duration_s, params)
     key = request_key(staged.sha256, model, params, take)
     progress.emit("stage", "info", data={"request_key": key})
+    observe.track_run(key, model, timings)
     done = find_archived(key)
     if done is not None:
         return _with_run_id(done)
@@ -193,13 +201,15 @@ def extend_video(
             with _timed(timings, "submit"):
                 submitted = submit_request(key, model, video_url, params, resubmit)
         progress.emit("submit", "info", data={"task_id": submitted.task_id})
+        observe.submitted(key, model, submitted, price, timings)
         with _timed(timings, "poll"):
             finished = _finished_at_submit(submitted) or wait_for_task(
-                key, submitted.task_id, spec.typical_seconds
+                key, submitted.task_id, spec.typical_seconds, time.time() + settings.poll_timeout_s
             )
     with _timed(timings, "download"):
         downloaded = download_output(key, submitted.task_id, finished.response)
     manifest = _manifest(key, spec, params, staged, finished, downloaded, expected_s, timings)
     manifest["request"]["take"] = take
     manifest["price_preview"] = price
+    observe.task_succeeded(manifest)
     return _with_run_id(archive_run(key, staged, downloaded, manifest))

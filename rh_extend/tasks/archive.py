@@ -7,7 +7,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from rh_extend import progress
+from rh_extend import observe, progress
 from rh_extend.result import ExtendResult
 from rh_extend.settings import load_settings
 from rh_extend.tasks.common import archive, retry_on_storage
@@ -56,6 +56,7 @@ def find_archived(request_key: str) -> ExtendResult | None:
     )
     name = manifest["output"]["uri"].rsplit("/", 1)[-1]
     presigned = store.presign(request_key, name, settings.presign_ttl_s)
+    observe.publish_run(store, manifest, reused=True)
     return result_from_manifest(manifest, store.uri(request_key, MANIFEST), presigned, reused=True)
 
 
@@ -89,11 +90,15 @@ def archive_run(
     )
     manifest["output"]["uri"] = output.uri
     manifest["input"]["uri"] = source.uri
+    observe.store_contact_sheet(
+        store, request_key, downloaded.path, staged.info.duration_s, manifest
+    )
     if not store.put_json(request_key, MANIFEST, manifest, create_only=True):
         get_run_logger().warning("[%s] manifest.json already existed: kept", request_key[:12])
     get_run_logger().info(
         "[%s task %s] archived %s", request_key[:12], manifest["task_id"], output.uri
     )
+    observe.publish_run(store, manifest)
     progress.emit("archive", "done", message=f"{output_name}, input, manifest.json")
     presigned = store.presign(request_key, output_name, settings.presign_ttl_s)
     return result_from_manifest(manifest, store.uri(request_key, MANIFEST), presigned, reused=False)

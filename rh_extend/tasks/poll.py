@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from rh_extend import progress
+from rh_extend import observe, progress
 from rh_extend.settings import load_settings
 from rh_extend.tasks.common import retry_on_transient, runninghub_client
 from runninghub import PollTimeoutError, RunningHubClient, RunningHubError, TaskResponse
@@ -49,6 +49,10 @@ def _tracker(
     return on_update
 
 
+def _remaining(deadline_at: float | None, default_s: float) -> float:
+    return default_s if deadline_at is None else max(deadline_at - time.time(), 0.0)
+
+
 def _gave_up(
     client: RunningHubClient, exc: PollTimeoutError, task_id: str, cancel: bool
 ) -> PollTimeoutError:
@@ -79,23 +83,27 @@ def _gave_up(
     name="poll",
     cache_policy=NO_CACHE,
     retries=2,
-    retry_delay_seconds=[5, 30],
+    retry_delay_seconds=[2, 10],
     retry_condition_fn=retry_on_transient,
 )
-def wait_for_task(request_key: str, task_id: str, typical_s: int) -> Finished:
+def wait_for_task(
+    request_key: str, task_id: str, typical_s: int, deadline_at: float | None = None
+) -> Finished:
+    """Poll until the task ends; `deadline_at` (epoch seconds) holds across Prefect retries."""
     settings = load_settings()
     history: list[dict[str, str]] = []
     marks: dict[str, float] = {}
     begin = time.monotonic()
     progress.emit("poll", "start", total=float(typical_s), data={"task_id": task_id})
+    watch = observe.PollProgress(request_key, task_id, typical_s)
     with runninghub_client(settings) as client:
         try:
             final = client.wait(
                 task_id,
                 interval=settings.poll_interval_s,
                 max_interval=settings.poll_max_interval_s,
-                timeout=settings.poll_timeout_s,
-                on_update=_tracker(request_key, task_id, history, marks),
+                timeout=_remaining(deadline_at, settings.poll_timeout_s),
+                on_update=watch.wrap(_tracker(request_key, task_id, history, marks)),
             )
         except PollTimeoutError as exc:
             raise _gave_up(client, exc, task_id, settings.cancel_on_timeout) from exc

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -53,11 +53,17 @@ def _local_file(source: str) -> Path:
     return path
 
 
+def _sources_dir(workdir: Path) -> Path:
+    path = workdir / "sources"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _fetch(source: str, kind: SourceKind, max_bytes: int) -> Path:
     settings = load_settings()
-    name = hashlib.sha256(source.encode()).hexdigest()[:16]
-    dest = settings.workdir / "sources" / name / "source.bin"
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    # One folder per run: concurrent runs of the same source must not share a partial file.
+    folder = Path(tempfile.mkdtemp(prefix="source-", dir=_sources_dir(settings.workdir)))
+    dest = folder / "source.bin"
     if kind == "s3":
         return download_s3_uri(s3_client(settings.s3_checksums), source, dest)
     with runninghub_client(settings) as client:

@@ -70,12 +70,15 @@ def test_failed_task_is_not_paid_again_unless_resubmitted(
 def test_concurrency_limit_is_sized_from_the_key(clip: Path, sandbox: Any, s3_prefix: str) -> None:
     from prefect.client.orchestration import get_client
 
+    name = limit_name(load_settings())
     extend_video(source=str(clip), model=SHOT, prompt="slots", duration=2)
-
     with get_client(sync_client=True) as client:
-        limit = client.read_global_concurrency_limit_by_name(limit_name(load_settings()))
+        held_before = client.read_global_concurrency_limit_by_name(name).active_slots
+        extend_video(source=str(clip), model=SHOT, prompt="slots 2", duration=2)
+        limit = client.read_global_concurrency_limit_by_name(name)
     assert limit.limit == 3  # the sandbox key's concurrentLimit
-    assert limit.active_slots == 0  # released after the run
+    # released after the run (a run killed by another test may still hold a lease meanwhile)
+    assert limit.active_slots <= held_before
     assert "sk-" not in limit.name
 
 

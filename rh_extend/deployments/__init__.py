@@ -1,0 +1,1 @@
+"""How the flows run unattended: deployment definitions, the serve process (see `serve.py`)."""

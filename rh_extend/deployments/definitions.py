@@ -1,0 +1,198 @@
+"""The one source of truth for how the flows run unattended: deployments, schedules, triggers.
+
+`serve.py` builds its deployments from `DEPLOYMENTS`, and `prefect.yaml` is generated from it
+(`rh-extend deployments --write`); a unit test fails when the file and this module disagree, so
+the two ways of running (one local `serve` process, or workers on the `video-extend` pool) can't
+drift apart.
+
+    extend-video   on demand, and on every `rh-extend.video.arrived` event (trigger)
+    extend-inbox   every 15 minutes: the S3 inbox (`<archive prefix>/inbox/`), one batch a tick
+    extend-batch   on demand: a manifest (CSV/JSONL, path or s3:// URI)
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+POOL = "video-extend"
+VIDEO_ARRIVED = "rh-extend.video.arrived"
+VIDEO_RESOURCE_PREFIX = "rh-extend.video."
+INBOX_CRON = "*/15 * * * *"
+TIMEZONE = "UTC"
+EXTEND_VIDEO_ENTRYPOINT = "rh_extend.flows.extend_video:extend_video"
+EXTEND_BATCH_ENTRYPOINT = "rh_extend.flows.extend_batch:extend_batch"
+
+# Environment every run of these deployments gets (job variables on the pool; the serve process
+# sets them for its runs). Persisted results let a batch read its deployment children's results.
+RUN_ENV = {"PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true"}
+
+# Event payload → extend_video parameters. `params` holds the optional ones; an event without
+# one of them passes None (the model's default). `resubmit` (pay again) is never taken from an
+# event: that stays a deliberate, manual decision.
+REQUIRED_FROM_EVENT = ("source", "model")
+NOT_FROM_EVENT = ("resubmit",)
+
+
+def event_param_names() -> tuple[str, ...]:
+    """The `params` keys an arrival event may carry: extend_video's optional parameters."""
+    from rh_extend.flows.extend_video import extend_video
+
+    names = inspect.signature(extend_video.fn).parameters
+    return tuple(n for n in names if n not in (*REQUIRED_FROM_EVENT, "prompt", *NOT_FROM_EVENT))
+
+
+def arrival_parameters() -> dict[str, str]:
+    params = {
+        "source": "{{ event.payload.source }}",
+        "model": "{{ event.payload.model }}",
+        "prompt": "{{ event.payload.prompt | default(none) }}",
+    }
+    for name in event_param_names():
+        params[name] = f"{{{{ event.payload.params.{name} | default(none) }}}}"
+    return params
+
+
+@dataclass(frozen=True)
+class DeploymentDef:
+    name: str
+    entrypoint: str
+    description: str
+    tags: tuple[str, ...] = ("rh-extend",)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    cron: str | None = None
+    triggers: tuple[dict[str, Any], ...] = ()
+
+    def yaml_entry(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "entrypoint": self.entrypoint,
+            "tags": list(self.tags),
+            "parameters": self.parameters,
+            "work_pool": {
+                "name": POOL,
+                "work_queue_name": None,
+                "job_variables": {"env": dict(RUN_ENV)},
+            },
+            "schedules": (
+                [{"cron": self.cron, "timezone": TIMEZONE, "active": True}] if self.cron else []
+            ),
+        }
+        if self.triggers:
+            entry["triggers"] = [dict(t) for t in self.triggers]
+        return entry
+
+
+def deployments() -> tuple[DeploymentDef, ...]:
+    return (
+        DeploymentDef(
+            name="extend-video",
+            entrypoint=EXTEND_VIDEO_ENTRYPOINT,
+            description=(
+                "Extend one video and archive it in S3. Runs on demand, and on every "
+                f"`{VIDEO_ARRIVED}` event (payload: source, model, prompt, params)."
+            ),
+            triggers=(
+                {
+                    "type": "event",
+                    "name": "extend-video on rh-extend.video.arrived",
+                    "description": "A new video arrived: extend it with the payload's parameters",
+                    "enabled": True,
+                    "match": {"prefect.resource.id": f"{VIDEO_RESOURCE_PREFIX}*"},
+                    "expect": [VIDEO_ARRIVED],
+                    "posture": "Reactive",
+                    "threshold": 1,
+                    "within": 0,
+                    "parameters": arrival_parameters(),
+                },
+            ),
+        ),
+        DeploymentDef(
+            name="extend-inbox",
+            entrypoint=EXTEND_BATCH_ENTRYPOINT,
+            description=(
+                "Every 15 minutes: extend the new videos of the S3 inbox "
+                "(`<archive prefix>/inbox/`, sidecar `<name>.json` for parameters) and mark them."
+            ),
+            parameters={"inbox": "default", "max_parallel": 4, "settle_s": 30},
+            cron=INBOX_CRON,
+        ),
+        DeploymentDef(
+            name="extend-batch",
+            entrypoint=EXTEND_BATCH_ENTRYPOINT,
+            description="Extend every video of a manifest (CSV or JSONL, path or s3:// URI).",
+            parameters={"max_parallel": 4},
+        ),
+    )
+
+
+def by_name(name: str) -> DeploymentDef:
+    for deployment in deployments():
+        if deployment.name == name:
+            return deployment
+    raise KeyError(name)
+
+
+# ------------------------------------------------------------------------------ prefect.yaml
+
+YAML_HEADER = """\
+# Generated from rh_extend/deployments/definitions.py — edit that file, then run
+#   rh-extend deployments --write
+# (tests/deploy/test_definitions.py fails when this file and the definitions disagree).
+#
+# Deploy onto the process work pool `video-extend` (workers on any machine that has rh-extend
+# installed and the same RUNNINGHUB_*/RH_EXTEND_*/AWS_* environment):
+#   prefect work-pool create video-extend --type process
+#   prefect --no-prompt deploy --all
+#   prefect worker start --pool video-extend
+"""
+
+
+def prefect_yaml() -> dict[str, Any]:
+    return {
+        "name": "rh-extend",
+        "prefect-version": "3.8.8",
+        "build": None,
+        "push": None,
+        # rh-extend is an installed package on every worker: run where the worker runs.
+        "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": "."}}],
+        "deployments": [d.yaml_entry() for d in deployments()],
+    }
+
+
+def render_prefect_yaml() -> str:
+    body: str = yaml.safe_dump(prefect_yaml(), sort_keys=False, allow_unicode=True, width=100)
+    return YAML_HEADER + body
+
+
+def default_yaml_path() -> Path:
+    return Path.cwd() / "prefect.yaml"
+
+
+def check_prefect_yaml(path: Path) -> list[str]:
+    """Differences between the file and the definitions (empty: they agree)."""
+    if not path.is_file():
+        return [f"{path} does not exist"]
+    on_disk = yaml.safe_load(path.read_text(encoding="utf-8"))
+    wanted = prefect_yaml()
+    problems = []
+    for key in sorted(set(on_disk) | set(wanted)):
+        if key != "deployments" and on_disk.get(key) != wanted.get(key):
+            problems.append(
+                f"{key}: file has {on_disk.get(key)!r}, definitions {wanted.get(key)!r}"
+            )
+    have = {d.get("name"): d for d in on_disk.get("deployments") or []}
+    want = {d["name"]: d for d in wanted["deployments"]}
+    for name in sorted(set(have) | set(want)):
+        if have.get(name) != want.get(name):
+            problems.append(f"deployment {name!r} differs from the definitions")
+    return problems
+
+
+def write_prefect_yaml(path: Path) -> None:
+    path.write_text(render_prefect_yaml(), encoding="utf-8")

@@ -1,0 +1,29 @@
+"""Observability: every run explains itself in the Prefect UI (docs/observability.md).
+
+The pipeline calls only what is re-exported here; each call is best-effort (a reporting failure
+is logged and the run goes on) and never carries the API key.
+"""
+
+from rh_extend.observe.artifacts import (
+    PollProgress,
+    artifact_key,
+    publish_batch_table,
+    publish_run,
+    store_contact_sheet,
+)
+from rh_extend.observe.events import task_succeeded
+from rh_extend.observe.hooks import finished, report_failure, submitted, tag_run, track_run
+
+__all__ = [
+    "PollProgress",
+    "artifact_key",
+    "finished",
+    "publish_batch_table",
+    "publish_run",
+    "report_failure",
+    "store_contact_sheet",
+    "submitted",
+    "tag_run",
+    "task_succeeded",
+    "track_run",
+]

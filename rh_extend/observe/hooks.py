@@ -1,0 +1,111 @@
+"""What `extend_video` calls: flow hooks (tags at start, report on failure) and the notes the flow
+takes on the way (request key, taskId) so the failure report can name them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rh_extend.observe import artifacts, events
+from rh_extend.observe.common import best_effort, run_logger, short
+from rh_extend.observe.context import current_facts, facts_for, forget
+
+
+def model_tags(model: object) -> list[str]:
+    """`model:<id>` for a known model id (an unknown one fails the run anyway)."""
+    from runninghub import CATALOG
+
+    return [f"model:{model}"] if isinstance(model, str) and model in CATALOG else []
+
+
+@best_effort
+def tag_run(flow: Any, flow_run: Any, state: Any) -> None:
+    """`on_running` hook: add `model:<id>` to the flow run's tags, whoever started it (the CLI,
+    a deployment, a batch, an event trigger)."""
+    from prefect.client.orchestration import get_client
+
+    wanted = model_tags((flow_run.parameters or {}).get("model"))
+    tags = list(flow_run.tags or [])
+    missing = [tag for tag in wanted if tag not in tags]
+    if not missing:
+        return
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(flow_run.id, tags=[*tags, *missing])
+    flow_run.tags = [*tags, *missing]
+
+
+@best_effort
+def track_run(request_key: str, model: str, timings: dict[str, float]) -> None:
+    """Called by the flow once the request key is known."""
+    facts = current_facts()
+    facts.request_key, facts.model, facts.timings = request_key, model, timings
+
+
+@best_effort
+def submitted(
+    request_key: str,
+    model: str,
+    submission: Any,
+    price: dict[str, Any] | None,
+    timings: dict[str, float],
+) -> None:
+    """Called by the flow once it has a taskId: emits `rh-extend.task.submitted` for a new submit
+    (not for one resumed from the submission record: that one was announced when it was made)."""
+    facts = current_facts()
+    facts.task_id, facts.price = submission.task_id, price
+    if submission.resumed:
+        run_logger().info(
+            "[%s task %s] resuming the task submitted earlier", short(request_key), facts.task_id
+        )
+        return
+    events.task_submitted(request_key, model, str(submission.task_id), price, timings)
+
+
+def _exception(state: Any) -> BaseException | None:
+    try:
+        value = state.result(raise_on_failure=False)
+    except BaseException as exc:  # a result that can't be read is itself the best clue
+        return exc
+    return value if isinstance(value, BaseException) else None
+
+
+@best_effort
+def report_failure(flow: Any, flow_run: Any, state: Any) -> None:
+    """`on_failure` hook: `rh-extend.task.failed`, a failure report artifact, the progress
+    artifact marked failed."""
+    run_id = str(flow_run.id)
+    facts = facts_for(run_id)
+    parameters = dict(flow_run.parameters or {})
+    exc = _exception(state)
+    request_key = facts.request_key if facts else None
+    task_id = (facts.task_id if facts else None) or getattr(exc, "task_id", None)
+    model = (facts.model if facts else None) or parameters.get("model")
+    timings = dict(facts.timings) if facts else {}
+    price = facts.price if facts else None
+    events.task_failed(
+        request_key,
+        str(model) if model else None,
+        str(task_id) if task_id else None,
+        exc,
+        flow_run_id=run_id,
+        flow_run_name=flow_run.name,
+        timings=timings,
+        price=price,
+    )
+    artifacts.publish_failure(
+        parameters,
+        exc,
+        request_key=request_key,
+        task_id=str(task_id) if task_id else None,
+        flow_run_name=flow_run.name,
+        timings=timings,
+        price=price,
+    )
+    if facts and facts.progress_artifact_id:
+        artifacts.mark_progress_failed(facts.progress_artifact_id, exc)
+    forget(run_id)
+
+
+@best_effort
+def finished(flow: Any, flow_run: Any, state: Any) -> None:
+    """`on_completion` hook: drop what was noted for the run."""
+    forget(str(flow_run.id))
