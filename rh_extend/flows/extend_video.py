@@ -204,7 +204,7 @@ def extend_video(
         observe.submitted(key, model, submitted, price, timings)
         with _timed(timings, "poll"):
             finished = _finished_at_submit(submitted) or wait_for_task(
-                key, submitted.task_id, spec.typical_seconds, time.time() + settings.poll_timeout_s
+                key, submitted.task_id, spec.typical_seconds
             )
     with _timed(timings, "download"):
         downloaded = download_output(key, submitted.task_id, finished.response)

@@ -13,7 +13,13 @@ from prefect.cache_policies import NO_CACHE
 from rh_extend import observe, progress
 from rh_extend.settings import load_settings
 from rh_extend.tasks.common import retry_on_transient, runninghub_client
-from runninghub import PollTimeoutError, RunningHubClient, RunningHubError, TaskResponse
+from runninghub import (
+    PollTimeoutError,
+    RunningHubClient,
+    RunningHubError,
+    TaskFailedError,
+    TaskResponse,
+)
 
 
 @dataclass
@@ -49,8 +55,15 @@ def _tracker(
     return on_update
 
 
-def _remaining(deadline_at: float | None, default_s: float) -> float:
-    return default_s if deadline_at is None else max(deadline_at - time.time(), 0.0)
+# Deadlines by taskId, set by a task run's first attempt: a Prefect retry (same process)
+# continues the same deadline instead of starting a fresh one. Anchored at the first poll,
+# not at the flow's call, so time Prefect spends scheduling the task does not count.
+_deadlines: dict[str, float] = {}
+
+
+def _remaining(task_id: str, timeout_s: float) -> float:
+    deadline = _deadlines.setdefault(task_id, time.monotonic() + timeout_s)
+    return max(deadline - time.monotonic(), 0.0)
 
 
 def _gave_up(
@@ -86,10 +99,8 @@ def _gave_up(
     retry_delay_seconds=[2, 10],
     retry_condition_fn=retry_on_transient,
 )
-def wait_for_task(
-    request_key: str, task_id: str, typical_s: int, deadline_at: float | None = None
-) -> Finished:
-    """Poll until the task ends; `deadline_at` (epoch seconds) holds across Prefect retries."""
+def wait_for_task(request_key: str, task_id: str, typical_s: int) -> Finished:
+    """Poll until the task ends; one deadline (RH_EXTEND_POLL_TIMEOUT_S) across Prefect retries."""
     settings = load_settings()
     history: list[dict[str, str]] = []
     marks: dict[str, float] = {}
@@ -102,11 +113,16 @@ def wait_for_task(
                 task_id,
                 interval=settings.poll_interval_s,
                 max_interval=settings.poll_max_interval_s,
-                timeout=_remaining(deadline_at, settings.poll_timeout_s),
+                timeout=_remaining(task_id, settings.poll_timeout_s),
                 on_update=watch.wrap(_tracker(request_key, task_id, history, marks)),
             )
         except PollTimeoutError as exc:
+            _deadlines.pop(task_id, None)
             raise _gave_up(client, exc, task_id, settings.cancel_on_timeout) from exc
+        except TaskFailedError:
+            _deadlines.pop(task_id, None)
+            raise
+    _deadlines.pop(task_id, None)
     end = time.monotonic()
     running_from = marks.get("RUNNING", begin)
     progress.emit("poll", "done", message=str(final.status), data={"task_id": task_id})
