@@ -53,3 +53,12 @@ scale-out: $(STAMP)
 screenshot: $(STAMP)
 	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y --no-install-recommends chromium; } || { echo "needs chromium: apt-get install -y --no-install-recommends chromium" >&2; exit 1; }
 	$(BIN)/python scripts/screenshot_run.py --out-dir docs/img
+
+# Benchmarks, not part of `make test`: rh-extend vs a plain asyncio + httpx + boto3 script, on
+# this machine; writes docs/benchmarks.md. P1 needs PostgreSQL (installed here when missing).
+.PHONY: bench
+bench: $(STAMP)
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || \
+		{ apt-get update && apt-get install -y --no-install-recommends postgresql; }
+	command -v curl >/dev/null || { apt-get update && apt-get install -y --no-install-recommends curl; }
+	PYTHONPATH=$(CURDIR) $(BIN)/python -m benchmarks.run $(BENCH_ARGS)

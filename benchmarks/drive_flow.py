@@ -1,0 +1,92 @@
+"""Runs rh-extend's flows in a fresh process and prints one JSON object of timings.
+
+    python -m benchmarks.drive_flow batch CLIP --count 50 --parallel 10
+    python -m benchmarks.drive_flow sequential CLIP --count 6
+
+`batch`: one `extend_batch` run over a JSONL manifest of COUNT items (each its own `take`, so
+each is a new request). `sequential`: COUNT `extend_video` runs one after another in this
+process (the first one pays the process's warm-up). Needs PREFECT_API_URL and the stack's
+environment (see benchmarks/servers.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+
+def batch(opts: argparse.Namespace) -> dict[str, Any]:
+    from rh_extend.flows.extend_batch import extend_batch
+
+    run = uuid.uuid4().hex[:8]
+    manifest = Path(opts.workdir) / f"manifest-{run}.jsonl"
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        {
+            "source": str(opts.clip),
+            "model": opts.model,
+            "params": {"duration": opts.duration, "take": f"{run}-{i}"},
+        }
+        for i in range(opts.count)
+    ]
+    manifest.write_text("\n".join(json.dumps(line) for line in lines))
+    started = time.monotonic()
+    state = extend_batch(manifest=str(manifest), max_parallel=opts.parallel, return_state=True)
+    wall = time.monotonic() - started
+    summary = state.result(raise_on_failure=False)
+    items = getattr(summary, "items", [])
+    return {
+        "wall_s": wall,
+        "state": state.name,
+        "message": state.message,
+        "archived": sum(1 for i in items if i.status == "archived"),
+        "items": [{"seconds": i.seconds, "status": i.status, "cause": i.cause} for i in items],
+    }
+
+
+def sequential(opts: argparse.Namespace) -> dict[str, Any]:
+    from rh_extend.flows.extend_video import extend_video
+
+    run = uuid.uuid4().hex[:8]
+    items = []
+    for i in range(opts.count):
+        started = time.monotonic()
+        result = extend_video(
+            source=str(opts.clip), model=opts.model, duration=opts.duration, take=f"{run}-{i}"
+        )
+        items.append(
+            {
+                "seconds": time.monotonic() - started,
+                "task_id": result.task_id,
+                "success_seen_at": None,
+            }
+        )
+    return {"items": items}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", choices=("batch", "sequential"))
+    parser.add_argument("clip", type=Path)
+    parser.add_argument("--count", type=int, default=1)
+    parser.add_argument("--parallel", type=int, default=5)
+    parser.add_argument("--model", default="wan-2.7")
+    parser.add_argument("--duration", type=int, default=2)
+    parser.add_argument("--workdir", default="/tmp/rh-bench-flow")
+    opts = parser.parse_args(argv)
+    result = batch(opts) if opts.mode == "batch" else sequential(opts)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime
+    result["max_rss_mb"] = usage.ru_maxrss / 1024
+    print("BENCH-RESULT " + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
