@@ -5,8 +5,9 @@
 
 `batch`: one `extend_batch` run over a JSONL manifest of COUNT items (each its own `take`, so
 each is a new request). `sequential`: COUNT `extend_video` runs one after another in this
-process (the first one pays the process's warm-up). Needs PREFECT_API_URL and the stack's
-environment (see benchmarks/servers.py).
+process (the first one pays the process's warm-up). Both call the flows as `rh-extend extend` and
+`rh-extend batch` do: direct runs, without heartbeats (rh_extend/flows/heartbeats.py). Needs
+PREFECT_API_URL and the stack's environment (see benchmarks/servers.py).
 """
 
 from __future__ import annotations
@@ -80,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=2)
     parser.add_argument("--workdir", default="/tmp/rh-bench-flow")
     opts = parser.parse_args(argv)
-    result = batch(opts) if opts.mode == "batch" else sequential(opts)
+    from rh_extend.flows.heartbeats import without_heartbeats
+
+    with without_heartbeats():
+        result = batch(opts) if opts.mode == "batch" else sequential(opts)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["cpu_s"] = usage.ru_utime + usage.ru_stime
     result["max_rss_mb"] = usage.ru_maxrss / 1024

@@ -67,8 +67,10 @@ def _run_flow(
     context: RunContext,
 ) -> ExtendResult:
     from rh_extend.flows.extend_video import extend_video
+    from rh_extend.flows.heartbeats import without_heartbeats
 
     with ExitStack() as stack:
+        stack.enter_context(without_heartbeats())
         stack.enter_context(progress.listening(context))
         if show_progress:
             display = stack.enter_context(StageProgress(err))
@@ -310,17 +312,19 @@ def batch(
 ) -> None:
     """Extend every video of a manifest or an S3 inbox; exit 1 when every item failed."""
     from rh_extend.flows.extend_batch import extend_batch
+    from rh_extend.flows.heartbeats import without_heartbeats
 
-    state = extend_batch(
-        manifest=manifest,
-        inbox=inbox,
-        model=model,
-        prompt=prompt,
-        params=json.loads(params) if params else None,
-        max_parallel=max_parallel,
-        dispatch=dispatch,
-        return_state=True,
-    )
+    with without_heartbeats():
+        state = extend_batch(
+            manifest=manifest,
+            inbox=inbox,
+            model=model,
+            prompt=prompt,
+            params=json.loads(params) if params else None,
+            max_parallel=max_parallel,
+            dispatch=dispatch,
+            return_state=True,
+        )
     value = state.result(raise_on_failure=False)
     summary = getattr(value, "summary", value)
     if as_json and hasattr(summary, "model_dump_json"):

@@ -9,7 +9,10 @@ is stored in user metadata and re-checked after every upload.
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -43,7 +46,24 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
-def s3_client(checksums: Literal["when_supported", "when_required"] = "when_supported") -> Any:
+Checksums = Literal["when_supported", "when_required"]
+_client_lock = threading.Lock()
+
+
+def s3_client(checksums: Checksums = "when_supported") -> Any:
+    """One client per process and configuration (boto3 clients are thread-safe).
+
+    Building a client costs ≈ 50 ms of CPU, and building them from the default session in several
+    threads at once is not thread-safe; the AWS_* variables are part of the key, so a changed
+    endpoint or credential gives a new client.
+    """
+    aws = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+    with _client_lock:
+        return _new_client(checksums, aws)
+
+
+@functools.lru_cache(maxsize=8)
+def _new_client(checksums: Checksums, aws_environment: tuple[tuple[str, str], ...]) -> Any:
     config = Config(
         request_checksum_calculation=checksums,
         response_checksum_validation=checksums,
@@ -131,16 +151,23 @@ class Archive:
         """Upload once: an object holding the same bytes is kept, a different one refused.
 
         Files below the multipart threshold go up in one create-only PUT carrying their SHA-256
-        (the store verifies it where it supports flexible checksums); larger ones use boto3's
-        managed multipart upload after a head check, since s3transfer can't send IfNoneMatch.
-        The sha256 metadata is read back either way.
+        (the store verifies it where it supports flexible checksums): when it is accepted the
+        object is ours, byte for byte, and nothing is read back. Only a refused PUT (the object
+        was there already) reads the existing object's sha256 metadata to compare. Larger files
+        use boto3's managed multipart upload after a head check, since s3transfer can't send
+        IfNoneMatch, and their sha256 metadata is read back afterwards.
         """
         key = self.key(request_key, name)
-        existing = self.head(request_key, name)
-        if existing is None:
-            if path.stat().st_size < self.transfer.multipart_threshold:
-                self._put_create_only(key, path, sha256, content_type)
-            else:
+        size = path.stat().st_size
+        if size < self.transfer.multipart_threshold:
+            if self._put_create_only(key, path, sha256, content_type):
+                return StoredObject(
+                    uri=f"s3://{self.bucket}/{key}", key=key, size=size, sha256=sha256
+                )
+            existing = self.head(request_key, name)
+        else:
+            existing = self.head(request_key, name)
+            if existing is None:
                 self.s3.upload_file(
                     str(path),
                     self.bucket,
@@ -148,7 +175,7 @@ class Archive:
                     ExtraArgs={"Metadata": {SHA256_META: sha256}, "ContentType": content_type},
                     Config=self.transfer,
                 )
-            existing = self.head(request_key, name)
+                existing = self.head(request_key, name)
         stored = _stored_sha256(existing)
         if stored != sha256:
             raise ArchiveError(
@@ -158,7 +185,8 @@ class Archive:
         size = int((existing or {}).get("ContentLength", 0))
         return StoredObject(uri=f"s3://{self.bucket}/{key}", key=key, size=size, sha256=sha256)
 
-    def _put_create_only(self, key: str, path: Path, sha256: str, content_type: str) -> None:
+    def _put_create_only(self, key: str, path: Path, sha256: str, content_type: str) -> bool:
+        """True when this PUT created the object; False when one was there already."""
         extra = {}
         if self.send_checksums:
             extra["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(sha256)).decode()
@@ -175,7 +203,9 @@ class Archive:
                 )
             except ClientError as exc:
                 if not _is_precondition_failed(exc):
-                    raise  # an object that appeared meanwhile is compared by the caller
+                    raise
+                return False  # an object that appeared meanwhile is compared by the caller
+        return True
 
     def presign(self, request_key: str, name: str, ttl_s: int) -> str:
         return str(

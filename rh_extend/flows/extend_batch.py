@@ -45,6 +45,7 @@ from pydantic import BaseModel, Field
 from rh_extend.batch_items import BatchItem, Defaults, Inbox, InboxScan, read_manifest
 from rh_extend.errors import ConfigurationError, PipelineError, SubmissionInProgressError
 from rh_extend.flows.extend_video import extend_video, user_params
+from rh_extend.flows.heartbeats import without_heartbeats
 from rh_extend.result import ExtendResult
 from rh_extend.settings import load_settings
 from rh_extend.storage import s3_client
@@ -304,7 +305,8 @@ def extend_item(
         outcome = _outcome_from_state(item, child.state, str(child.id), seconds)
     else:
         try:
-            result = extend_video(**flow_parameters(item))
+            with without_heartbeats():  # the batch run beats for this process
+                result = extend_video(**flow_parameters(item))
         except Exception as exc:  # the item's failure is its outcome, not the batch's
             outcome = outcome_from_exception(item, exc, seconds=time.monotonic() - started)
         else:

@@ -25,12 +25,10 @@ from rh_extend.tasks import (
     Submitted,
     archive_run,
     download_output,
-    find_archived,
-    find_submission,
-    preview_price,
+    look_up,
     stage_source,
     submit_request,
-    upload_source,
+    upload_and_price,
     wait_for_task,
 )
 from runninghub import ModelSpec, Succeeded, get_model
@@ -187,15 +185,14 @@ def extend_video(
     key = request_key(staged.sha256, model, params, take)
     progress.emit("stage", "info", data={"request_key": key})
     observe.track_run(key, model, timings)
-    done = find_archived(key)
-    if done is not None:
-        return _with_run_id(done)
-    submitted = find_submission(key, resubmit)
+    earlier = look_up(key, resubmit)
+    if isinstance(earlier, ExtendResult):
+        return _with_run_id(earlier)
+    submitted = earlier
     price = None
     if submitted is None:
         with _timed(timings, "upload"):
-            video_url = upload_source(staged, key)
-        price = preview_price(key, model, video_url, params, budget)
+            video_url, price = upload_and_price(staged, key, model, params, budget)
     with runninghub_slot(settings):
         if submitted is None:
             with _timed(timings, "submit"):

@@ -127,7 +127,9 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw, 6))
+        # level 1: the sheet is built on every run's critical path; level 6 took 65 ms more per
+        # sheet here for a file only 20 % smaller
+        + chunk(b"IDAT", zlib.compress(raw, 1))
         + chunk(b"IEND", b"")
     )
 

@@ -36,14 +36,8 @@ def result_from_manifest(
     )
 
 
-@task(
-    name="find-archive",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=retry_on_storage,
-)
-def find_archived(request_key: str) -> ExtendResult | None:
+def archived_result(request_key: str) -> ExtendResult | None:
+    """The result an earlier run archived for this request (its manifest), or None."""
     settings = load_settings()
     store = archive(settings)
     manifest = store.read_json(request_key, MANIFEST)

@@ -5,22 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 
 from rh_extend.errors import BudgetExceededError
 from rh_extend.settings import load_settings
-from rh_extend.tasks.common import retry_on_transient, runninghub_client
+from rh_extend.tasks.common import runninghub_client
 from runninghub import RunningHubError, get_model
 
 
-@task(
-    name="price-preview",
-    cache_policy=NO_CACHE,
-    retries=1,
-    retry_delay_seconds=[2],
-    retry_condition_fn=retry_on_transient,
-)
 def preview_price(
     request_key: str,
     model_id: str,

@@ -38,8 +38,7 @@ def _resume_or_stop(book: SubmissionBook, request_key: str, record: dict[str, ob
     raise UnresolvedSubmissionError(request_key, book.uri(request_key), str(record.get("since")))
 
 
-@task(name="check-submission", cache_policy=NO_CACHE)
-def find_submission(request_key: str, resubmit: bool = False) -> Submitted | None:
+def recorded_submission(request_key: str, resubmit: bool = False) -> Submitted | None:
     """An earlier run's taskId to resume, None to submit, or a stop when its outcome is unknown."""
     book = _book()
     record = book.read(request_key)

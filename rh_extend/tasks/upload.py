@@ -1,6 +1,9 @@
-"""Upload: turn the staged source into a URL RunningHub can fetch."""
+"""Upload: turn the staged source into a URL RunningHub can fetch, then ask what it will cost."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -9,6 +12,7 @@ from rh_extend import progress
 from rh_extend.settings import load_settings
 from rh_extend.storage import presign_s3_uri, s3_client
 from rh_extend.tasks.common import archive, retry_on_transient, runninghub_client
+from rh_extend.tasks.price import preview_price
 from rh_extend.tasks.stage import StagedSource
 
 INPUT_NAME = "input.{ext}"
@@ -25,6 +29,22 @@ def _content_type(container: str) -> str:
     retry_delay_seconds=[2, 10],
     retry_condition_fn=retry_on_transient,
 )
+def upload_and_price(
+    staged: StagedSource,
+    request_key: str,
+    model_id: str,
+    params: Mapping[str, object],
+    max_cost: float | None,
+) -> tuple[str, dict[str, Any] | None]:
+    """The video's URL for RunningHub and its price preview (refused over `max_cost`).
+
+    One task for both: each is a quick, unpaid, retryable call, and every task run costs
+    the client and the Prefect server ≈ 30 ms of CPU (see docs/benchmarks.md).
+    """
+    video_url = upload_source(staged, request_key)
+    return video_url, preview_price(request_key, model_id, video_url, params, max_cost)
+
+
 def upload_source(staged: StagedSource, request_key: str) -> str:
     """https sources pass through, s3:// sources are presigned, local files are uploaded."""
     settings = load_settings()

@@ -1,0 +1,42 @@
+"""Heartbeats only where they can help: runs created from a deployment.
+
+Prefect 3.8.8 beats every flow run from a thread that sleeps in one-second steps and is joined
+when the run ends, so each run's end waits up to 1 s (0.45 s on average, measured: see
+docs/benchmarks.md, P2). Heartbeats serve zombie detection of runs that a worker or `serve`
+started. A run started in this process — `rh-extend extend`, `rh-extend batch`, a batch's
+subflows, a library call — gains nothing from them: its subflows live and die with their parent,
+and a foreground command's death is seen by whoever started it. Those runs go without.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prefect.context import SettingsContext, get_settings_context
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, Settings
+
+_lock = threading.Lock()
+_quiet: dict[int, tuple[Settings, Settings]] = {}  # id(settings) → (settings, without beats)
+
+
+def _without_beats(settings: Settings) -> Settings:
+    # copy_with_update re-reads every settings source (≈ 45 ms of CPU): once per settings object
+    with _lock:
+        known = _quiet.get(id(settings))
+        if known is None or known[0] is not settings:
+            quiet = settings.copy_with_update(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+            known = _quiet[id(settings)] = (settings, quiet)
+        return known[1]
+
+
+@contextmanager
+def without_heartbeats() -> Iterator[None]:
+    """Flow runs started inside this block send no heartbeats (a context variable: per thread)."""
+    context = get_settings_context()
+    if context.settings.flows.heartbeat_frequency is None:
+        yield
+        return
+    with SettingsContext(profile=context.profile, settings=_without_beats(context.settings)):
+        yield
