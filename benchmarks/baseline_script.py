@@ -3,9 +3,11 @@
 Per video: upload → submit → poll (same interval schedule as the client: ×1.5 up to a cap) →
 stream the result to disk with its sha256 → put output, input and a small manifest into S3.
 No Prefect, no request keys, no submission record, no price preview, no decode check, no
-retries: what a careful one-off script would do, and nothing more.
+retries: what a careful one-off script would do, and nothing more. Like rh-extend, at most
+`--parallel` videos are in flight and at most `--concurrency` of them hold a RunningHub task
+(submit to the end of polling), so uploads and archiving overlap other videos' generation.
 
-    python -m benchmarks.baseline_script CLIP [--count N] [--concurrency C] [--json]
+    python -m benchmarks.baseline_script CLIP [--count N] [--concurrency C] [--parallel P] [--json]
 
 Configuration from the same environment as rh-extend: RUNNINGHUB_BASE_URL, RUNNINGHUB_API_KEY,
 RH_EXTEND_S3_BUCKET, AWS_ENDPOINT_URL_S3 and AWS credentials.
@@ -118,7 +120,12 @@ def sha256_file(path: Path) -> str:
 
 
 async def extend_one(
-    http: httpx.AsyncClient, s3: Any, clip: Path, index: int, opts: argparse.Namespace
+    http: httpx.AsyncClient,
+    s3: Any,
+    clip: Path,
+    index: int,
+    opts: argparse.Namespace,
+    slots: asyncio.Semaphore,
 ) -> dict[str, Any]:
     started = time.monotonic()
     folder = f"{opts.prefix}/{uuid.uuid4().hex}"
@@ -129,10 +136,11 @@ async def extend_one(
         body["resolution"] = opts.resolution
     if opts.prompt:
         body["prompt"] = opts.prompt
-    task_id = await submit(http, opts.model, body)
-    answer, queries = await poll(
-        http, task_id, opts.poll_interval, opts.poll_max_interval, opts.poll_timeout
-    )
+    async with slots:
+        task_id = await submit(http, opts.model, body)
+        answer, queries = await poll(
+            http, task_id, opts.poll_interval, opts.poll_max_interval, opts.poll_timeout
+        )
     seen_success = time.time()
     dest = Path(opts.workdir) / f"{task_id}.mp4"
     size, output_sha = await download(http, answer["results"][0]["url"], dest)
@@ -163,8 +171,9 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     key = os.environ["RUNNINGHUB_API_KEY"]
     s3 = boto3.client("s3")  # thread-safe; endpoint and credentials from the environment
     Path(opts.workdir).mkdir(parents=True, exist_ok=True)
-    gate = asyncio.Semaphore(opts.concurrency)
-    limits = httpx.Limits(max_connections=opts.concurrency * 2)
+    gate = asyncio.Semaphore(opts.parallel or opts.concurrency)
+    slots = asyncio.Semaphore(opts.concurrency)
+    limits = httpx.Limits(max_connections=(opts.parallel or opts.concurrency) * 2)
     async with httpx.AsyncClient(
         base_url=base,
         headers={"Authorization": f"Bearer {key}"},
@@ -175,7 +184,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
 
         async def gated(index: int) -> dict[str, Any]:
             async with gate:
-                return await extend_one(http, s3, Path(opts.clip), index, opts)
+                return await extend_one(http, s3, Path(opts.clip), index, opts, slots)
 
         started = time.monotonic()
         items = await asyncio.gather(*(gated(i) for i in range(opts.count)))
@@ -187,7 +196,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("clip", help="local video file to extend")
     parser.add_argument("--count", type=int, default=1, help="videos (the same clip each time)")
-    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=1, help="RunningHub tasks at once")
+    parser.add_argument("--parallel", type=int, default=0, help="videos in flight (0: concurrency)")
     parser.add_argument("--model", default="wan-2.7", choices=sorted(PATHS))
     parser.add_argument("--duration", type=int, default=2)
     parser.add_argument("--resolution", default="1080P")

@@ -38,7 +38,12 @@ def batch(opts: argparse.Namespace) -> dict[str, Any]:
     ]
     manifest.write_text("\n".join(json.dumps(line) for line in lines))
     started = time.monotonic()
-    state = extend_batch(manifest=str(manifest), max_parallel=opts.parallel, return_state=True)
+    state = extend_batch(
+        manifest=str(manifest),
+        max_parallel=opts.parallel,
+        dispatch=opts.dispatch,
+        return_state=True,
+    )
     wall = time.monotonic() - started
     summary = state.result(raise_on_failure=False)
     items = getattr(summary, "items", [])
@@ -77,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("clip", type=Path)
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--parallel", type=int, default=5)
+    parser.add_argument("--dispatch", default="subflow", choices=("subflow", "task"))
     parser.add_argument("--model", default="wan-2.7")
     parser.add_argument("--duration", type=int, default=2)
     parser.add_argument("--workdir", default="/tmp/rh-bench-flow")

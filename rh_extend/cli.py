@@ -306,7 +306,11 @@ def batch(
     ] = None,
     max_parallel: Annotated[int, typer.Option(help="Items running at once.")] = 4,
     dispatch: Annotated[
-        str, typer.Option(help="subflow (here) or deployment (runs of extend-video on workers).")
+        str,
+        typer.Option(
+            help="subflow: a flow run per video, here; task: one task run per video, here "
+            "(leanest, for big batches); deployment: runs of extend-video on workers."
+        ),
     ] = "subflow",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:

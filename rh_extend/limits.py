@@ -4,14 +4,18 @@ RunningHub refuses submits beyond a key's concurrent-task limit (1520/421). Hold
 from submit to the end of polling makes extra runs queue locally, visibly in the Prefect UI,
 instead of storming RunningHub and waiting in client back-off loops.
 
-In front of the Prefect limit sits a gate of the same size inside the process: runs of one
-process (a batch's items) hand a slot to each other the moment it is free, instead of sleeping
-the Retry-After of Prefect's 423 answer (about one average slot occupancy, with jitter) while
-RunningHub sits idle. The Prefect limit still bounds all processes together.
+Inside one process the Prefect slots are held by keeper threads, one slot each, and lent to the
+runs here: a slot a run gives back goes straight to the next run waiting in this process, with
+no API call, instead of being released and acquired again (≈ 70 ms, and a 423 answer would make
+the waiter sleep its Retry-After, about one average occupancy, while RunningHub sits idle). A
+keeper releases its slot to Prefect as soon as no run here waits for it, in the background, so
+the limit still bounds all processes together and a finished run doesn't wait for the release.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextvars
 import hashlib
 import logging
 import threading
@@ -30,8 +34,6 @@ DEFAULT_SLOTS = 3
 LEASE_S = 60.0
 logger = logging.getLogger("rh_extend.limits")
 _ensured: dict[str, int] = {}  # limit name → its slots, as read or created
-_gates: dict[str, threading.BoundedSemaphore] = {}
-_gates_lock = threading.Lock()
 
 
 class SlotWaitTimeoutError(TimeoutError):
@@ -78,19 +80,116 @@ def ensure_limit(settings: Settings) -> tuple[str, int]:
     return name, slots
 
 
-@contextmanager
-def _process_gate(name: str, slots: int, timeout_s: float) -> Iterator[None]:
-    with _gates_lock:
-        gate = _gates.setdefault(name, threading.BoundedSemaphore(max(1, slots)))
-    if not gate.acquire(timeout=timeout_s):
-        raise SlotWaitTimeoutError(
-            f"no RunningHub slot came free within {timeout_s:.0f} s ({slots} in use by this "
-            f"process, limit {name}); raise RH_EXTEND_CONCURRENCY_WAIT_S or the limit's size"
+class _Keepers:
+    """This process's slots of one Prefect limit: at most SIZE keeper threads, each holding one
+    slot (Prefect's own `concurrency()`: 423 retries, lease renewal) while runs here use it."""
+
+    def __init__(self, name: str, size: int) -> None:
+        self.name, self.size = name, max(1, size)
+        self.held = 0  # slots keepers hold, in use or not
+        self.free = 0  # held and not lent to a run
+        self.keepers = 0  # keeper threads alive (acquiring, holding or releasing)
+        self.waiting = 0
+        self.error: BaseException | None = None
+        self.changed = threading.Condition()
+        self.threads: list[threading.Thread] = []
+
+    def lend(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        with self.changed:
+            self.waiting += 1
+            try:
+                while self.free == 0:
+                    if self.error is not None:
+                        error, self.error = self.error, None
+                        raise error
+                    if self.keepers < self.size and self.keepers < self.held + self.waiting:
+                        self._spawn(deadline - time.monotonic())
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise SlotWaitTimeoutError(
+                            f"no RunningHub slot came free within {timeout_s:.0f} s (limit "
+                            f"{self.name}: {self.size}); raise RH_EXTEND_CONCURRENCY_WAIT_S or "
+                            "the limit's size"
+                        )
+                    self.changed.wait(left)
+                self.free -= 1
+            finally:
+                self.waiting -= 1
+
+    def give_back(self) -> None:
+        with self.changed:
+            self.free += 1
+            self.changed.notify_all()
+
+    def _spawn(self, timeout_s: float) -> None:
+        self.keepers += 1
+        context = contextvars.copy_context()  # Prefect's API settings live in context variables
+        thread = threading.Thread(
+            target=context.run,
+            args=(self._keep, max(0.0, timeout_s)),
+            name=f"rh-extend-slot-{self.name}",
+            daemon=True,
         )
-    try:
-        yield
-    finally:
-        gate.release()
+        self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def _keep(self, timeout_s: float) -> None:
+        holding = False
+        try:
+            # A short lease: Prefect renews it while this process lives, and a killed run's slot
+            # comes back within a minute instead of blocking its own resume for the default five.
+            with (
+                concurrency(
+                    self.name,
+                    occupy=1,
+                    timeout_seconds=timeout_s,
+                    strict=True,
+                    lease_duration=LEASE_S,
+                ),
+                self.changed,
+            ):
+                holding = True
+                self.held += 1
+                self.free += 1
+                self.changed.notify_all()
+                self.changed.wait_for(lambda: self.free > 0 and self.waiting == 0)
+                self.held -= 1
+                self.free -= 1
+                holding = False
+        except BaseException as exc:  # a waiting run must hear of it, whatever it is
+            with self.changed:
+                if self.waiting:
+                    self.error = exc
+                if holding:  # the lease broke while held: its slot is gone
+                    self.held -= 1
+                    self.free = min(self.free, self.held)
+        finally:
+            with self.changed:
+                self.keepers -= 1
+                self.changed.notify_all()
+
+    def join(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        for thread in list(self.threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+_keepers: dict[str, _Keepers] = {}
+_keepers_lock = threading.Lock()
+
+
+def _keepers_for(name: str, size: int) -> _Keepers:
+    with _keepers_lock:
+        return _keepers.setdefault(name, _Keepers(name, size))
+
+
+@atexit.register
+def _release_on_exit() -> None:
+    """A process that ends right after its run gives its slots back rather than leaving them to
+    expire with their lease."""
+    for keepers in list(_keepers.values()):
+        keepers.join(2.0)
 
 
 @contextmanager
@@ -104,22 +203,9 @@ def runninghub_slot(settings: Settings) -> Iterator[None]:
         yield
         return
     name, slots = ensure_limit(settings)
-    started = time.monotonic()
-    with _process_gate(name, slots, settings.concurrency_wait_s):
-        left = max(0.0, settings.concurrency_wait_s - (time.monotonic() - started))
-        with _prefect_slot(name, left):
-            yield
-
-
-@contextmanager
-def _prefect_slot(name: str, timeout_s: float) -> Iterator[None]:
-    # A short lease: Prefect renews it while this process lives, and a killed run's slot comes
-    # back within a minute instead of blocking its own resume for the default five.
-    with concurrency(
-        name,
-        occupy=1,
-        timeout_seconds=timeout_s,
-        strict=True,
-        lease_duration=LEASE_S,
-    ):
+    keepers = _keepers_for(name, slots)
+    keepers.lend(settings.concurrency_wait_s)
+    try:
         yield
+    finally:
+        keepers.give_back()

@@ -4,7 +4,13 @@ Items come from a manifest (CSV or JSONL, local path or s3:// URI) or from an S3
 (see `rh_extend.batch_items`). Each valid item runs `extend_video`:
 
 - `dispatch="subflow"` (default): as a subflow inside a task of this run, on a thread pool of
-  `max_parallel` threads. Cheapest: one process, no worker needed.
+  `max_parallel` threads: one process, no worker needed; each video has its own flow run page.
+- `dispatch="task"`: the same chain inline, as one task run of this run per video (its steps
+  are plain calls): the leanest for big batches — a subflow and its seven task runs cost the
+  client and the Prefect server ≈ 0.5 s of CPU per video, one task run ≈ 0.03 s
+  (docs/benchmarks.md, P1). Reports, events and the contact sheet are the same; they belong
+  to the batch's run. A transient failure reruns the item's chain (safe: it resumes what it
+  finds archived or submitted) up to twice.
 - `dispatch="deployment"`: as a run of the `extend-video` deployment (`run_deployment`, linked
   to this run, with an idempotency key of this batch + the item), so any worker of the pool can
   take it; this run waits for at most `max_parallel` of them at a time.
@@ -36,23 +42,26 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun, State
+from prefect.context import TaskRunContext
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
+from rh_extend import observe
 from rh_extend.batch_items import BatchItem, Defaults, Inbox, InboxScan, read_manifest
 from rh_extend.errors import ConfigurationError, PipelineError, SubmissionInProgressError
-from rh_extend.flows.extend_video import extend_video, user_params
+from rh_extend.flows.extend_video import INLINE_STEPS, extend_video, run_chain, user_params
 from rh_extend.flows.heartbeats import without_heartbeats
 from rh_extend.result import ExtendResult
 from rh_extend.settings import load_settings
 from rh_extend.storage import s3_client
+from rh_extend.tasks.common import may_pass, retry_on_storage
 from runninghub import InputValidationError, RunningHubError, get_model
 
 Status = Literal["archived", "reused", "in_progress", "duplicate", "failed"]
-Dispatch = Literal["subflow", "deployment"]
+Dispatch = Literal["subflow", "task", "deployment"]
 
 EXTEND_VIDEO_DEPLOYMENT = "extend-video/extend-video"
 BATCH_FINISHED = "rh-extend.batch.finished"
@@ -200,16 +209,20 @@ def _error_code(exc: BaseException) -> str:
 
 def outcome_from_exception(item: BatchItem, exc: BaseException, **extra: Any) -> ItemOutcome:
     in_progress = isinstance(exc, SubmissionInProgressError)
+    fields: dict[str, Any] = {
+        "request_key": getattr(exc, "request_key", None),
+        "task_id": getattr(exc, "task_id", None),
+        **{name: value for name, value in extra.items() if value is not None},
+    }
     return ItemOutcome(
         label=item.label,
         source=item.source,
         model=item.model,
         status="in_progress" if in_progress else "failed",
-        request_key=getattr(exc, "request_key", None),
         error_type=type(exc).__name__,
         error_code=_error_code(exc),
         cause=f"{type(exc).__name__}: {exc}",
-        **extra,
+        **fields,
     )
 
 
@@ -315,6 +328,55 @@ def extend_item(
     return outcome
 
 
+ITEM_RETRIES = 2
+
+
+@task(
+    name="extend-inline",
+    task_run_name="{item.label}",
+    cache_policy=NO_CACHE,
+    retries=ITEM_RETRIES,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_on_storage,
+)
+def extend_inline(item: BatchItem) -> ItemOutcome:
+    """One item, its chain run inline in this task run (`dispatch="task"`).
+
+    A transient failure is raised while retries are left, so Prefect reruns the chain; any other
+    failure, or the last attempt's, is the item's outcome, reported like a failed `extend_video`
+    run (event, failure artifact).
+    """
+    started = time.monotonic()
+    context = TaskRunContext.get()
+    assert context is not None  # a task body always runs in its task run's context
+    run = context.task_run
+    parameters = flow_parameters(item)
+    scope = f"task-run/{run.id}"
+    batch_run_id = str(run.flow_run_id)
+    with observe.run_scope(scope) as facts:
+        try:
+            result = run_chain(INLINE_STEPS, **parameters)
+        except Exception as exc:
+            if may_pass(exc) and run.run_count <= ITEM_RETRIES:
+                raise
+            outcome = outcome_from_exception(
+                item,
+                exc,
+                request_key=facts.request_key,
+                task_id=facts.task_id,
+                flow_run_id=batch_run_id,
+                seconds=time.monotonic() - started,
+            )
+            observe.report_failed_run(scope, run.name, parameters, exc, run_id=batch_run_id)
+        else:
+            outcome = outcome_from_result(item, result, seconds=time.monotonic() - started)
+        observe.progress_writes.flush()
+    get_run_logger().info(
+        "%s: %s%s", item.label, outcome.status, f" ({outcome.cause})" * bool(outcome.cause)
+    )
+    return outcome
+
+
 @task(name="scan-inbox", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def scan_inbox(
     inbox: str,
@@ -409,15 +471,19 @@ def _run(
     runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=max(1, max_parallel))
     with runner:
         futures = {
-            index: runner.submit(
-                extend_item,
-                parameters={
-                    "item": items[index],
-                    "dispatch": dispatch,
-                    "deployment": deployment,
-                    "idempotency_key": f"rh-extend-batch {batch} item {key}",
-                    "timeout_s": item_timeout_s,
-                },
+            index: (
+                runner.submit(extend_inline, parameters={"item": items[index]})
+                if dispatch == "task"
+                else runner.submit(
+                    extend_item,
+                    parameters={
+                        "item": items[index],
+                        "dispatch": dispatch,
+                        "deployment": deployment,
+                        "idempotency_key": f"rh-extend-batch {batch} item {key}",
+                        "timeout_s": item_timeout_s,
+                    },
+                )
             )
             for index, key in keys.items()
         }
@@ -494,8 +560,10 @@ def extend_batch(
     or `default` for the archive bucket's `<prefix>/inbox/`).
 
     `model`, `prompt` and `params` are defaults for items that don't set their own. At most
-    `max_parallel` items run at once; `dispatch` runs them as subflows here or as runs of the
-    `deployment` on the work pool's workers. Inbox: videos younger than `settle_s` wait for the
+    `max_parallel` items run at once (about twice the RunningHub key's slots keeps every slot
+    busy: the next item is uploaded while others generate); `dispatch` runs them as subflows
+    here, as one task run each here (`task`, leanest), or as runs of the `deployment` on the
+    work pool's workers. Inbox: videos younger than `settle_s` wait for the
     next tick (time for a sidecar to arrive); a claim left `claimed` for `reclaim_after_s` (its
     run died) is taken over.
     """

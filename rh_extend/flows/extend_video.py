@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 from prefect import flow
@@ -20,6 +20,7 @@ from rh_extend.limits import runninghub_slot
 from rh_extend.result import ExtendResult
 from rh_extend.settings import Settings, load_settings
 from rh_extend.tasks import (
+    Downloaded,
     Finished,
     StagedSource,
     Submitted,
@@ -32,6 +33,39 @@ from rh_extend.tasks import (
     wait_for_task,
 )
 from runninghub import ModelSpec, Succeeded, get_model
+
+
+class Steps(NamedTuple):
+    """The chain's steps: Prefect tasks (a task run each, with their retries) or, inline, their
+    plain functions inside one task run of a batch (`rh_extend.flows.extend_batch`)."""
+
+    stage: Callable[..., StagedSource]
+    look_up: Callable[..., ExtendResult | Submitted | None]
+    upload: Callable[..., tuple[str, dict[str, Any] | None]]
+    submit: Callable[..., Submitted]
+    wait: Callable[..., Finished]
+    download: Callable[..., Downloaded]
+    archive: Callable[..., ExtendResult]
+
+
+TASK_STEPS = Steps(
+    stage_source,
+    look_up,
+    upload_and_price,
+    submit_request,
+    wait_for_task,
+    download_output,
+    archive_run,
+)
+INLINE_STEPS = Steps(
+    stage_source.fn,
+    look_up.fn,
+    upload_and_price.fn,
+    submit_request.fn,
+    wait_for_task.fn,
+    download_output.fn,
+    archive_run.fn,
+)
 
 
 def user_params(**given: object) -> dict[str, object]:
@@ -165,6 +199,37 @@ def extend_video(
     submit when RunningHub's price preview is higher; `resubmit` pays again although an earlier
     submit of this request is on record.
     """
+    return run_chain(
+        TASK_STEPS,
+        source=source,
+        model=model,
+        prompt=prompt,
+        duration=duration,
+        resolution=resolution,
+        cut_type=cut_type,
+        negative_prompt=negative_prompt,
+        seed=seed,
+        take=take,
+        max_cost=max_cost,
+        resubmit=resubmit,
+    )
+
+
+def run_chain(
+    steps: Steps,
+    source: str,
+    model: str,
+    prompt: str | None = None,
+    duration: int | None = None,
+    resolution: str | None = None,
+    cut_type: str | None = None,
+    negative_prompt: str | None = None,
+    seed: int | None = None,
+    take: str | None = None,
+    max_cost: float | None = None,
+    resubmit: bool = False,
+) -> ExtendResult:
+    """The chain itself, inside a Prefect run: `extend_video`'s body, or a batch item's."""
     settings = load_settings()
     spec = get_model(model)
     given = user_params(
@@ -180,33 +245,33 @@ def extend_video(
     budget = max_cost if max_cost is not None else settings.max_cost
     timings: dict[str, float] = {}
     with _timed(timings, "stage"):
-        staged = stage_source(source, model)
+        staged = steps.stage(source, model)
     expected_s = staged.info.duration_s + spec.added_seconds(staged.info.duration_s, params)
     key = request_key(staged.sha256, model, params, take)
     progress.emit("stage", "info", data={"request_key": key})
     observe.track_run(key, model, timings)
-    earlier = look_up(key, resubmit)
+    earlier = steps.look_up(key, resubmit)
     if isinstance(earlier, ExtendResult):
         return _with_run_id(earlier)
     submitted = earlier
     price = None
     if submitted is None:
         with _timed(timings, "upload"):
-            video_url, price = upload_and_price(staged, key, model, params, budget)
+            video_url, price = steps.upload(staged, key, model, params, budget)
     with runninghub_slot(settings):
         if submitted is None:
             with _timed(timings, "submit"):
-                submitted = submit_request(key, model, video_url, params, resubmit)
+                submitted = steps.submit(key, model, video_url, params, resubmit)
         progress.emit("submit", "info", data={"task_id": submitted.task_id})
         observe.submitted(key, model, submitted, price, timings)
         with _timed(timings, "poll"):
-            finished = _finished_at_submit(submitted) or wait_for_task(
+            finished = _finished_at_submit(submitted) or steps.wait(
                 key, submitted.task_id, spec.typical_seconds
             )
     with _timed(timings, "download"):
-        downloaded = download_output(key, submitted.task_id, finished.response)
+        downloaded = steps.download(key, submitted.task_id, finished.response)
     manifest = _manifest(key, spec, params, staged, finished, downloaded, expected_s, timings)
     manifest["request"]["take"] = take
     manifest["price_preview"] = price
     observe.task_succeeded(manifest)
-    return _with_run_id(archive_run(key, staged, downloaded, manifest))
+    return _with_run_id(steps.archive(key, staged, downloaded, manifest))

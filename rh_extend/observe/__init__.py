@@ -11,16 +11,28 @@ from rh_extend.observe.artifacts import (
     publish_run,
     store_contact_sheet,
 )
+from rh_extend.observe.context import run_scope
 from rh_extend.observe.events import task_succeeded
-from rh_extend.observe.hooks import finished, report_failure, submitted, tag_run, track_run
+from rh_extend.observe.hooks import (
+    finished,
+    report_failed_run,
+    report_failure,
+    submitted,
+    tag_run,
+    track_run,
+)
+from rh_extend.observe.writer import progress_writes
 
 __all__ = [
     "PollProgress",
     "artifact_key",
     "finished",
+    "progress_writes",
     "publish_batch_table",
     "publish_run",
+    "report_failed_run",
     "report_failure",
+    "run_scope",
     "store_contact_sheet",
     "submitted",
     "tag_run",

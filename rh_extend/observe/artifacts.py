@@ -36,6 +36,7 @@ from rh_extend.observe import events
 from rh_extend.observe.common import best_effort, error_fields, run_logger, scrub, short
 from rh_extend.observe.contact_sheet import build_contact_sheet
 from rh_extend.observe.context import current_facts
+from rh_extend.observe.writer import progress_writes
 from rh_extend.storage import Archive
 
 ARTIFACT_LINK_TTL_S = 7 * 24 * 3600
@@ -305,7 +306,8 @@ class PollProgress:
     """A progress artifact that follows the task: queued, running, elapsed against typical.
 
     Updated on every status change and at most every `PROGRESS_EVERY_S` seconds otherwise, so a
-    long generation doesn't turn into hundreds of API writes.
+    long generation doesn't turn into hundreds of API writes. Created and written by
+    `progress_writes` in the background: a slow Prefect API never holds up the polling.
     """
 
     def __init__(self, request_key: str, task_id: str, typical_s: float) -> None:
@@ -316,17 +318,20 @@ class PollProgress:
         self.running_since: float | None = None
         self.status: str | None = None
         self.last_push = 0.0
-        self.artifact_id: UUID | None = self._create()
-        if self.artifact_id is not None:
-            current_facts().progress_artifact_id = self.artifact_id
+        self.artifact_id: UUID | None = None
+        current_facts().progress = self
+        self._push(0.0, self._describe("SUBMITTED", self.started))
 
-    @best_effort
-    def _create(self) -> UUID:
-        return create_progress_artifact(  # type: ignore[return-value]  # sync in a sync task
-            0.0,
-            key=artifact_key(self.request_key, "progress"),
-            description=self._describe("SUBMITTED", time.monotonic()),
-        )
+    def _push(self, value: float, description: str) -> None:
+        def write() -> None:
+            if self.artifact_id is None:
+                self.artifact_id = create_progress_artifact(  # type: ignore[assignment]
+                    value, key=artifact_key(self.request_key, "progress"), description=description
+                )
+            else:
+                update_progress_artifact(self.artifact_id, value, description=description)
+
+        progress_writes.put(self, write)
 
     def wrap(self, on_update: Callable[[Any], None]) -> Callable[[Any], None]:
         """ON_UPDATE, then this artifact's update: a drop-in for the client's `on_update`."""
@@ -373,20 +378,17 @@ class PollProgress:
         if status in ("SUCCESS", "FAILED") and self.running_since is None:
             self.running_since = now
         self.status = status
-        if self.artifact_id is None or (not changed and now - self.last_push < PROGRESS_EVERY_S):
+        if not changed and now - self.last_push < PROGRESS_EVERY_S:
             return
         self.last_push = now
-        update_progress_artifact(
-            self.artifact_id, self._progress(status, now), description=self._describe(status, now)
-        )
+        self._push(self._progress(status, now), self._describe(status, now))
 
-
-@best_effort
-def mark_progress_failed(artifact_id: UUID, exc: BaseException | None) -> None:
-    error = error_fields(exc)
-    update_progress_artifact(
-        artifact_id, 0.0, description=f"FAILED: [{error['code']}] {error['message'][:300]}"
-    )
+    @best_effort
+    def mark_failed(self, exc: BaseException | None) -> None:
+        """The run failed: say why, and wait (bounded) until Prefect has it."""
+        error = error_fields(exc)
+        self._push(0.0, f"FAILED: [{error['code']}] {error['message'][:300]}")
+        progress_writes.flush()
 
 
 # --- the failure report --------------------------------------------------------------------
@@ -599,7 +601,6 @@ __all__ = [
     "PollProgress",
     "artifact_key",
     "batch_rows",
-    "mark_progress_failed",
     "publish_batch_table",
     "publish_failure",
     "publish_run",

@@ -1,18 +1,22 @@
-"""What a running `extend_video` has learned so far, for the hooks that report its end.
+"""What a running chain has learned so far, for whatever reports its end.
 
 A flow's `on_failure` hook gets the flow run and its state, not the request key or the taskId the
-flow computed. The flow notes those here as it goes (`track_run`, `note_submitted`), keyed by its
-flow run id, so that the hook (same process, same run) can name them. Bounded: the oldest entries
-go when many runs pass through one long-lived process (a worker, `serve`).
+flow computed. The chain notes those here as it goes (`track_run`, `submitted`), keyed by its
+flow run id, so that the hook (same process, same run) can name them. A batch item that runs the
+chain inline (one task run inside the batch's flow run) opens its own `run_scope`, so that items
+sharing the batch's flow run don't share facts. Bounded: the oldest entries go when many runs pass
+through one long-lived process (a worker, `serve`).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
 
 MAX_TRACKED = 512
 
@@ -24,11 +28,24 @@ class RunFacts:
     task_id: str | None = None
     price: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    progress_artifact_id: UUID | None = None
+    progress: Any = None  # the PollProgress of the run's task, once polling began
 
 
 _facts: OrderedDict[str, RunFacts] = OrderedDict()
 _lock = threading.Lock()
+_scope: ContextVar[str | None] = ContextVar("rh_extend_run_scope", default=None)
+
+
+@contextmanager
+def run_scope(scope_id: str) -> Iterator[RunFacts]:
+    """Facts noted inside this block belong to SCOPE_ID (a batch item), not to the flow run;
+    they are dropped when it ends."""
+    token = _scope.set(scope_id)
+    try:
+        yield current_facts()
+    finally:
+        _scope.reset(token)
+        forget(scope_id)
 
 
 def current_flow_run_id() -> str | None:
@@ -53,7 +70,7 @@ def facts_for(flow_run_id: str | None) -> RunFacts | None:
 
 def current_facts() -> RunFacts:
     """This run's facts, created on first use (a throwaway object outside any run)."""
-    run_id = current_flow_run_id()
+    run_id = _scope.get() or current_flow_run_id()
     if run_id is None:
         return RunFacts()
     with _lock:

@@ -8,6 +8,7 @@ from typing import Any
 from rh_extend.observe import artifacts, events
 from rh_extend.observe.common import best_effort, run_logger, short
 from rh_extend.observe.context import current_facts, facts_for, forget
+from rh_extend.observe.writer import progress_writes
 
 
 def model_tags(model: object) -> list[str]:
@@ -70,12 +71,25 @@ def _exception(state: Any) -> BaseException | None:
 
 @best_effort
 def report_failure(flow: Any, flow_run: Any, state: Any) -> None:
-    """`on_failure` hook: `rh-extend.task.failed`, a failure report artifact, the progress
-    artifact marked failed."""
+    """`on_failure` hook of `extend_video`: see `report_failed_run`."""
     run_id = str(flow_run.id)
-    facts = facts_for(run_id)
-    parameters = dict(flow_run.parameters or {})
-    exc = _exception(state)
+    report_failed_run(
+        run_id, flow_run.name, dict(flow_run.parameters or {}), _exception(state), run_id=run_id
+    )
+
+
+@best_effort
+def report_failed_run(
+    scope_id: str,
+    run_name: str | None,
+    parameters: dict[str, Any],
+    exc: BaseException | None,
+    *,
+    run_id: str | None,
+) -> None:
+    """`rh-extend.task.failed`, a failure report artifact, the progress artifact marked failed —
+    for the run (or inline batch item) whose facts are kept under SCOPE_ID."""
+    facts = facts_for(scope_id)
     request_key = facts.request_key if facts else None
     task_id = (facts.task_id if facts else None) or getattr(exc, "task_id", None)
     model = (facts.model if facts else None) or parameters.get("model")
@@ -87,7 +101,7 @@ def report_failure(flow: Any, flow_run: Any, state: Any) -> None:
         str(task_id) if task_id else None,
         exc,
         flow_run_id=run_id,
-        flow_run_name=flow_run.name,
+        flow_run_name=run_name,
         timings=timings,
         price=price,
     )
@@ -96,16 +110,17 @@ def report_failure(flow: Any, flow_run: Any, state: Any) -> None:
         exc,
         request_key=request_key,
         task_id=str(task_id) if task_id else None,
-        flow_run_name=flow_run.name,
+        flow_run_name=run_name,
         timings=timings,
         price=price,
     )
-    if facts and facts.progress_artifact_id:
-        artifacts.mark_progress_failed(facts.progress_artifact_id, exc)
-    forget(run_id)
+    if facts and facts.progress is not None:
+        facts.progress.mark_failed(exc)
+    forget(scope_id)
 
 
 @best_effort
 def finished(flow: Any, flow_run: Any, state: Any) -> None:
-    """`on_completion` hook: drop what was noted for the run."""
+    """`on_completion` hook: the progress artifact's last write sent, the run's notes dropped."""
+    progress_writes.flush()
     forget(str(flow_run.id))

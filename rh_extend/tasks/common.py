@@ -56,9 +56,13 @@ def retry_on_transient(task: Any, task_run: Any, state: Any) -> bool:
     return isinstance(_raised(state), TransientError)
 
 
-def retry_on_storage(task: Any, task_run: Any, state: Any) -> bool:
-    exc = _raised(state)
+def may_pass(exc: BaseException | None) -> bool:
+    """A RunningHub or S3 failure that could go away by itself (5xx, 429, network)."""
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return status >= 500 or status == 429
     return isinstance(exc, BotoCoreError | TransientError)
+
+
+def retry_on_storage(task: Any, task_run: Any, state: Any) -> bool:
+    return may_pass(_raised(state))

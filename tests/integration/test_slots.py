@@ -1,0 +1,108 @@
+"""The RunningHub key's slots inside one process (rh_extend.limits): lent from run to run without
+a Prefect round trip, still bounded by the Prefect limit that all processes share."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import concurrency
+
+from rh_extend import limits
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+@pytest.fixture
+def limit() -> Iterator[str]:
+    name = f"test-slots-{uuid.uuid4().hex[:8]}"
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(name, 1)
+    yield name
+    with get_client(sync_client=True) as client:
+        client.delete_global_concurrency_limit_by_name(name)
+
+
+@pytest.fixture
+def acquisitions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every Prefect slot acquisition the keepers make (the real call still happens)."""
+    made: list[str] = []
+
+    @contextmanager
+    def counted(name: str, **options: Any) -> Iterator[None]:
+        made.append(name)
+        with concurrency(name, **options):
+            yield
+
+    monkeypatch.setattr(limits, "concurrency", counted)
+    return made
+
+
+def _active(name: str) -> int:
+    with get_client(sync_client=True) as client:
+        return int(client.read_global_concurrency_limit_by_name(name).active_slots)
+
+
+def _until(what: str, probe: Any, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not probe():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout_s} s")
+        time.sleep(0.05)
+
+
+def test_a_given_back_slot_goes_to_the_next_run_here_without_a_round_trip(
+    limit: str, acquisitions: list[str]
+) -> None:
+    keepers = limits._Keepers(limit, 1)
+    keepers.lend(10)
+    second_has_it = threading.Event()
+
+    def second_run() -> None:
+        keepers.lend(10)
+        second_has_it.set()
+
+    waiter = threading.Thread(target=second_run)
+    waiter.start()
+    _until("the second run waiting", lambda: keepers.waiting == 1)
+    assert not second_has_it.is_set()
+    keepers.give_back()
+    assert second_has_it.wait(5)
+    waiter.join(5)
+    assert acquisitions == [limit]  # one Prefect slot served both runs
+    assert _active(limit) == 1
+
+    keepers.give_back()  # nobody waits: the keeper releases the slot to Prefect
+    _until("the slot back in Prefect", lambda: _active(limit) == 0)
+    keepers.join(5)
+    assert keepers.keepers == 0 and keepers.held == 0 and keepers.free == 0
+
+
+def test_a_slot_held_by_another_process_bounds_the_runs_here(limit: str) -> None:
+    elsewhere_holds = threading.Event()
+    release = threading.Event()
+
+    def other_process() -> None:  # Prefect's own concurrency(), as another process would use it
+        with concurrency(limit, occupy=1, timeout_seconds=10, strict=True):
+            elsewhere_holds.set()
+            release.wait(10)
+
+    other = threading.Thread(target=other_process)
+    other.start()
+    assert elsewhere_holds.wait(10)
+    keepers = limits._Keepers(limit, 1)
+    with pytest.raises(TimeoutError):
+        keepers.lend(1.5)
+    release.set()
+    other.join(10)
+    keepers.lend(60)  # now free: acquired after Prefect's Retry-After
+    assert _active(limit) == 1
+    keepers.give_back()
+    _until("the slot back in Prefect", lambda: _active(limit) == 0)
+    keepers.join(5)
