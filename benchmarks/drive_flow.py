@@ -6,8 +6,9 @@
 `batch`: one `extend_batch` run over a JSONL manifest of COUNT items (each its own `take`, so
 each is a new request). `sequential`: COUNT `extend_video` runs one after another in this
 process (the first one pays the process's warm-up). Both call the flows as `rh-extend extend` and
-`rh-extend batch` do: direct runs, without heartbeats (rh_extend/flows/heartbeats.py). Needs
-PREFECT_API_URL and the stack's environment (see benchmarks/servers.py).
+`rh-extend batch` do: direct runs, without heartbeats, tagged at creation
+(rh_extend/flows/direct.py). Needs PREFECT_API_URL and the stack's environment (see
+benchmarks/servers.py).
 """
 
 from __future__ import annotations
@@ -57,15 +58,17 @@ def batch(opts: argparse.Namespace) -> dict[str, Any]:
 
 
 def sequential(opts: argparse.Namespace) -> dict[str, Any]:
+    from rh_extend.flows.direct import direct_run
     from rh_extend.flows.extend_video import extend_video
 
     run = uuid.uuid4().hex[:8]
     items = []
     for i in range(opts.count):
         started = time.monotonic()
-        result = extend_video(
-            source=str(opts.clip), model=opts.model, duration=opts.duration, take=f"{run}-{i}"
-        )
+        with direct_run(opts.model):
+            result = extend_video(
+                source=str(opts.clip), model=opts.model, duration=opts.duration, take=f"{run}-{i}"
+            )
         items.append(
             {
                 "seconds": time.monotonic() - started,
@@ -87,8 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=2)
     parser.add_argument("--workdir", default="/tmp/rh-bench-flow")
     opts = parser.parse_args(argv)
-    from rh_extend.flows.heartbeats import without_heartbeats
+    from rh_extend.flows.direct import without_heartbeats
+    from rh_extend.settings import load_settings
+    from rh_extend.tasks.common import warm_up
 
+    warm_up(load_settings())  # the process's clients, built before the clock starts (as the script)
     with without_heartbeats():
         result = batch(opts) if opts.mode == "batch" else sequential(opts)
     usage = resource.getrusage(resource.RUSAGE_SELF)

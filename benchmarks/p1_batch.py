@@ -55,19 +55,16 @@ def measure(root: Path, runs: int, quick: bool) -> dict[str, Any]:
         floor_args += ["--workdir", str(root / "floor")]
         # warm-up: registers the flows and creates the concurrency limit
         for dispatch in DISPATCHES:
-            run_json([*flow_args, "--count", "2", "--dispatch", dispatch], env, root / "p1-flow.log")
+            warm = [*flow_args, "--count", "2", "--dispatch", dispatch]
+            run_json(warm, env, root / "p1-flow.log")
         for attempt in range(runs):
             floor = run_json([*floor_args, "--count", str(count)], env, root / "p1-floor.log")
             walls["script"].add(floor["wall_s"])
             cpus["script"].add(floor["cpu_s"])
             line = f"P1 run {attempt + 1}/{runs}: script {floor['wall_s']:.2f} s"
             for dispatch in DISPATCHES:
-                flow = run_json(
-                    [*flow_args, "--count", str(count), "--parallel", str(PARALLEL)]
-                    + ["--dispatch", dispatch],
-                    env,
-                    root / "p1-flow.log",
-                )
+                args = [*flow_args, "--count", str(count), "--parallel", str(PARALLEL)]
+                flow = run_json([*args, "--dispatch", dispatch], env, root / "p1-flow.log")
                 walls[dispatch].add(flow["wall_s"])
                 cpus[dispatch].add(flow["cpu_s"])
                 if flow["archived"] != count:
@@ -77,23 +74,22 @@ def measure(root: Path, runs: int, quick: bool) -> dict[str, Any]:
         billed = len(st.ledger())
     lean, script = walls["task"].median, walls["script"].median
     vs_ideal, vs_floor = lean / ideal, lean / script
+    sub = walls["subflow"]
+    cpu_text = " / ".join(cpus[name].text() for name in ("task", "subflow", "script"))
     return {
         "id": "P1",
         "title": f"batch of {count} videos, task {TASK_S:.0f} s, concurrency {CONCURRENCY}",
         "rows": [
             ("rh-extend `extend_batch`, dispatch `task` — wall", walls["task"].text()),
-            ("rh-extend `extend_batch`, dispatch `subflow` (default) — wall",
-             walls["subflow"].text()),
+            ("rh-extend `extend_batch`, dispatch `subflow` (default) — wall", sub.text()),
             ("plain script — wall", walls["script"].text()),
             ("ideal", f"{ideal:.2f} s"),
             ("`task` / ideal; / script", f"{vs_ideal:.3f}; {vs_floor:.3f}"),
-            ("`subflow` / ideal; / script",
-             f"{walls['subflow'].median / ideal:.3f}; {walls['subflow'].median / script:.3f}"),
+            ("`subflow` / ideal; / script", f"{sub.median / ideal:.3f}; {sub.median / script:.3f}"),
             ("script / ideal", f"{script / ideal:.3f}"),
-            ("client CPU per batch: `task` / `subflow` / script",
-             f"{cpus['task'].text()} / {cpus['subflow'].text()} / {cpus['script'].text()}"),
+            ("client CPU per batch: `task` / `subflow` / script", cpu_text),
             ("paid submits (all runs, incl. warm-up)", str(billed)),
-        ],  # fmt: skip
+        ],
         "checks": [
             ("wall ≤ 1.10 × ideal (dispatch `task`)", vs_ideal, 1.10, vs_ideal <= 1.10),
             ("wall ≤ 1.05 × script (dispatch `task`)", vs_floor, 1.05, vs_floor <= 1.05),

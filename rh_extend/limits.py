@@ -8,8 +8,10 @@ Inside one process the Prefect slots are held by keeper threads, one slot each, 
 runs here: a slot a run gives back goes straight to the next run waiting in this process, with
 no API call, instead of being released and acquired again (≈ 70 ms, and a 423 answer would make
 the waiter sleep its Retry-After, about one average occupancy, while RunningHub sits idle). A
-keeper releases its slot to Prefect as soon as no run here waits for it, in the background, so
-the limit still bounds all processes together and a finished run doesn't wait for the release.
+keeper releases its slot to Prefect once no run here has wanted it for LINGER_S (at once when
+the process ends), in the background: the limit still bounds all processes together, and a
+finished run doesn't wait for the release. A run reserves its slot before its upload, so the
+Prefect round trip happens while the video uploads.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from runninghub import RunningHubError
 
 DEFAULT_SLOTS = 3
 LEASE_S = 60.0
+LINGER_S = 2.0  # an idle slot stays with this process that long before going back to Prefect
 logger = logging.getLogger("rh_extend.limits")
 _ensured: dict[str, int] = {}  # limit name → its slots, as read or created
 
@@ -90,21 +93,36 @@ class _Keepers:
         self.free = 0  # held and not lent to a run
         self.keepers = 0  # keeper threads alive (acquiring, holding or releasing)
         self.waiting = 0
+        self.reserved = 0  # runs that will want a slot soon (acquired ahead for them)
+        self.closing = False
         self.error: BaseException | None = None
         self.changed = threading.Condition()
         self.threads: list[threading.Thread] = []
 
-    def lend(self, timeout_s: float) -> None:
+    def reserve(self, timeout_s: float) -> None:
+        """A run will want a slot soon: start acquiring one now, so it is there when asked for."""
+        with self.changed:
+            self.reserved += 1
+            self._spawn_if_short(time.monotonic() + timeout_s)
+
+    def cancel(self) -> None:
+        """A reservation that won't be used after all."""
+        with self.changed:
+            self.reserved -= 1
+            self.changed.notify_all()
+
+    def lend(self, timeout_s: float, *, reserved: bool = False) -> None:
         deadline = time.monotonic() + timeout_s
         with self.changed:
+            if reserved:
+                self.reserved -= 1
             self.waiting += 1
             try:
                 while self.free == 0:
                     if self.error is not None:
                         error, self.error = self.error, None
                         raise error
-                    if self.keepers < self.size and self.keepers < self.held + self.waiting:
-                        self._spawn(deadline - time.monotonic())
+                    self._spawn_if_short(deadline)
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise SlotWaitTimeoutError(
@@ -121,6 +139,12 @@ class _Keepers:
         with self.changed:
             self.free += 1
             self.changed.notify_all()
+
+    def _spawn_if_short(self, deadline: float) -> None:
+        """One more keeper when fewer are alive than runs here use, wait for or reserved."""
+        wanted = (self.held - self.free) + self.waiting + self.reserved
+        if self.keepers < min(self.size, wanted):
+            self._spawn(deadline - time.monotonic())
 
     def _spawn(self, timeout_s: float) -> None:
         self.keepers += 1
@@ -153,7 +177,7 @@ class _Keepers:
                 self.held += 1
                 self.free += 1
                 self.changed.notify_all()
-                self.changed.wait_for(lambda: self.free > 0 and self.waiting == 0)
+                self._hold_while_wanted()
                 self.held -= 1
                 self.free -= 1
                 holding = False
@@ -168,6 +192,29 @@ class _Keepers:
             with self.changed:
                 self.keepers -= 1
                 self.changed.notify_all()
+
+    def _idle(self) -> bool:
+        return self.free > self.reserved and self.waiting == 0
+
+    def _hold_while_wanted(self) -> None:
+        """Return once the slot has been idle (not lent, awaited or reserved) for LINGER_S, or
+        idle at all when the process ends. The linger spares a run that comes a moment later
+        a Prefect round trip — or a 423 and its Retry-After while this slot is on its way back.
+        """
+        while True:
+            self.changed.wait_for(self._idle)
+            if self.closing:
+                return
+            wanted_again = self.changed.wait_for(
+                lambda: self.closing or not self._idle(), timeout=LINGER_S
+            )
+            if not wanted_again or (self.closing and self._idle()):
+                return
+
+    def close(self) -> None:
+        with self.changed:
+            self.closing = True
+            self.changed.notify_all()
 
     def join(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -189,23 +236,43 @@ def _release_on_exit() -> None:
     """A process that ends right after its run gives its slots back rather than leaving them to
     expire with their lease."""
     for keepers in list(_keepers.values()):
+        keepers.close()
         keepers.join(2.0)
 
 
-@contextmanager
-def runninghub_slot(settings: Settings) -> Iterator[None]:
-    """Hold one of the key's slots; waits (bounded) when all are taken.
+class Slot:
+    """A run's claim on one of the key's slots: reserved on entry, `take()`n before the submit."""
 
+    def __init__(self, keepers: _Keepers | None, timeout_s: float) -> None:
+        self.keepers, self.timeout_s, self.taken = keepers, timeout_s, False
+
+    def take(self) -> None:
+        """Wait (bounded) until the slot is this run's; a no-op when the limit is off."""
+        if self.keepers is not None and not self.taken:
+            self.keepers.lend(self.timeout_s, reserved=True)
+            self.taken = True
+
+
+@contextmanager
+def runninghub_slot(settings: Settings) -> Iterator[Slot]:
+    """A slot of the key for the block: acquired from here on in the background, held from
+    `take()` to the end of the block.
+
+    Reserving early hides the Prefect round trip behind the upload and the price preview.
     RH_EXTEND_CONCURRENCY_LIMIT=0 turns the Prefect-side limit off: runs then rely on the
     client's bounded waiting when RunningHub answers 1520/421.
     """
     if settings.concurrency_limit == 0:
-        yield
+        yield Slot(None, 0.0)
         return
     name, slots = ensure_limit(settings)
     keepers = _keepers_for(name, slots)
-    keepers.lend(settings.concurrency_wait_s)
+    keepers.reserve(settings.concurrency_wait_s)
+    slot = Slot(keepers, settings.concurrency_wait_s)
     try:
-        yield
+        yield slot
     finally:
-        keepers.give_back()
+        if slot.taken:
+            keepers.give_back()
+        else:
+            keepers.cancel()

@@ -89,8 +89,9 @@ def _duration_s(
     raise MediaError("the video's duration is unknown")
 
 
-def verify_decodes_to_end(path: Path) -> None:
-    """Decode the first frame and one near the end: catches truncated files cheaply."""
+def verify_decodes_to_end(path: Path) -> VideoInfo:
+    """Decode the first frame and one near the end: catches truncated files cheaply. Returns
+    the file's facts (`probe`)."""
     info = probe(path)
     try:
         with av.open(str(path)) as container:
@@ -104,6 +105,7 @@ def verify_decodes_to_end(path: Path) -> None:
             next(container.decode(stream))
     except (av.error.FFmpegError, StopIteration) as exc:
         raise MediaError(f"{path.name} does not decode to its end") from exc
+    return info
 
 
 def make_sample_clip(

@@ -52,12 +52,12 @@ from pydantic import BaseModel, Field
 from rh_extend import observe
 from rh_extend.batch_items import BatchItem, Defaults, Inbox, InboxScan, read_manifest
 from rh_extend.errors import ConfigurationError, PipelineError, SubmissionInProgressError
+from rh_extend.flows.direct import direct_run
 from rh_extend.flows.extend_video import INLINE_STEPS, extend_video, run_chain, user_params
-from rh_extend.flows.heartbeats import without_heartbeats
 from rh_extend.result import ExtendResult
 from rh_extend.settings import load_settings
 from rh_extend.storage import s3_client
-from rh_extend.tasks.common import may_pass, retry_on_storage
+from rh_extend.tasks.common import may_pass, retry_on_storage, warm_up
 from runninghub import InputValidationError, RunningHubError, get_model
 
 Status = Literal["archived", "reused", "in_progress", "duplicate", "failed"]
@@ -318,7 +318,7 @@ def extend_item(
         outcome = _outcome_from_state(item, child.state, str(child.id), seconds)
     else:
         try:
-            with without_heartbeats():  # the batch run beats for this process
+            with direct_run(item.model):  # no heartbeats: the batch run beats for this process
                 result = extend_video(**flow_parameters(item))
         except Exception as exc:  # the item's failure is its outcome, not the batch's
             outcome = outcome_from_exception(item, exc, seconds=time.monotonic() - started)
@@ -370,7 +370,7 @@ def extend_inline(item: BatchItem) -> ItemOutcome:
             observe.report_failed_run(scope, run.name, parameters, exc, run_id=batch_run_id)
         else:
             outcome = outcome_from_result(item, result, seconds=time.monotonic() - started)
-        observe.progress_writes.flush()
+        observe.report_writes.flush()
     get_run_logger().info(
         "%s: %s%s", item.label, outcome.status, f" ({outcome.cause})" * bool(outcome.cause)
     )
@@ -585,6 +585,7 @@ def extend_batch(
         items = items[:max_items]
     logger.info("%d item(s) from %s, dispatch=%s, max_parallel=%d", len(items), source,
                 dispatch, max_parallel)  # fmt: skip
+    warm_up(load_settings())
     outcomes = _run(items, dispatch, max_parallel, deployment, item_timeout_s)
     if scan is not None and items:
         mark_inbox(source, items, outcomes)

@@ -255,10 +255,11 @@ def run_chain(
         return _with_run_id(earlier)
     submitted = earlier
     price = None
-    if submitted is None:
-        with _timed(timings, "upload"):
-            video_url, price = steps.upload(staged, key, model, params, budget)
-    with runninghub_slot(settings):
+    with runninghub_slot(settings) as slot:  # acquired while the upload runs
+        if submitted is None:
+            with _timed(timings, "upload"):
+                video_url, price = steps.upload(staged, key, model, params, budget)
+        slot.take()
         if submitted is None:
             with _timed(timings, "submit"):
                 submitted = steps.submit(key, model, video_url, params, resubmit)

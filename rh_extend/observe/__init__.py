@@ -21,17 +21,17 @@ from rh_extend.observe.hooks import (
     tag_run,
     track_run,
 )
-from rh_extend.observe.writer import progress_writes
+from rh_extend.observe.writer import report_writes
 
 __all__ = [
     "PollProgress",
     "artifact_key",
     "finished",
-    "progress_writes",
     "publish_batch_table",
     "publish_run",
     "report_failed_run",
     "report_failure",
+    "report_writes",
     "run_scope",
     "store_contact_sheet",
     "submitted",

@@ -36,7 +36,7 @@ from rh_extend.observe import events
 from rh_extend.observe.common import best_effort, error_fields, run_logger, scrub, short
 from rh_extend.observe.contact_sheet import build_contact_sheet
 from rh_extend.observe.context import current_facts
-from rh_extend.observe.writer import progress_writes
+from rh_extend.observe.writer import report_writes
 from rh_extend.storage import Archive
 
 ARTIFACT_LINK_TTL_S = 7 * 24 * 3600
@@ -263,7 +263,8 @@ def render_run_markdown(
 
 @best_effort
 def publish_run(store: Archive, manifest: dict[str, Any], *, reused: bool = False) -> None:
-    """The run's markdown and link artifacts, and `rh-extend.video.archived` (or `.reused`)."""
+    """The run's markdown and link artifacts, and `rh-extend.video.archived` (or `.reused`):
+    composed here, sent by `report_writes` while the run ends."""
     request_key = manifest["request_key"]
     archive_s = None if reused else _archive_seconds()
     uris = {
@@ -276,27 +277,30 @@ def publish_run(store: Archive, manifest: dict[str, Any], *, reused: bool = Fals
     uris = {what: uri for what, uri in uris.items() if uri}
     links = _links(store, request_key, manifest)
     model = manifest.get("request", {}).get("model", "?")
-    create_markdown_artifact(
-        render_run_markdown(manifest, links, uris, archive_s=archive_s, reused=reused),
-        key=artifact_key(request_key),
-        description=(
-            f"{'Reused' if reused else 'Extended'} with {model}: "
-            f"{_seconds(manifest.get('input', {}).get('duration_s'))} → "
-            f"{_seconds(manifest['output'].get('duration_s'))}, cost {_money(manifest.get('cost'))}"
-            f", task {manifest.get('task_id')}"
-        ),
-    )
-    create_link_artifact(
-        links["output"],
-        link_text=f"{uris['output'].rsplit('/', 1)[-1]} ({model}, task {manifest.get('task_id')})",
-        key=artifact_key(request_key, "output"),
-        description=f"The extended video: {uris['output']} (presigned link, valid 7 days)",
+    markdown = render_run_markdown(manifest, links, uris, archive_s=archive_s, reused=reused)
+    description = (
+        f"{'Reused' if reused else 'Extended'} with {model}: "
+        f"{_seconds(manifest.get('input', {}).get('duration_s'))} → "
+        f"{_seconds(manifest['output'].get('duration_s'))}, cost {_money(manifest.get('cost'))}"
+        f", task {manifest.get('task_id')}"
     )
     view = {**manifest, "manifest_uri": uris["manifest"]}
-    if reused:
-        events.video_reused(view)
-    else:
-        events.video_archived(view, archive_s)
+    link_text = f"{uris['output'].rsplit('/', 1)[-1]} ({model}, task {manifest.get('task_id')})"
+
+    def send() -> None:
+        create_markdown_artifact(markdown, key=artifact_key(request_key), description=description)
+        create_link_artifact(
+            links["output"],
+            link_text=link_text,
+            key=artifact_key(request_key, "output"),
+            description=f"The extended video: {uris['output']} (presigned link, valid 7 days)",
+        )
+        if reused:
+            events.video_reused(view)
+        else:
+            events.video_archived(view, archive_s)
+
+    report_writes.put(("report", request_key), send)
 
 
 # --- progress while polling ----------------------------------------------------------------
@@ -307,7 +311,7 @@ class PollProgress:
 
     Updated on every status change and at most every `PROGRESS_EVERY_S` seconds otherwise, so a
     long generation doesn't turn into hundreds of API writes. Created and written by
-    `progress_writes` in the background: a slow Prefect API never holds up the polling.
+    `report_writes` in the background: a slow Prefect API never holds up the polling.
     """
 
     def __init__(self, request_key: str, task_id: str, typical_s: float) -> None:
@@ -331,7 +335,7 @@ class PollProgress:
             else:
                 update_progress_artifact(self.artifact_id, value, description=description)
 
-        progress_writes.put(self, write)
+        report_writes.put(self, write)
 
     def wrap(self, on_update: Callable[[Any], None]) -> Callable[[Any], None]:
         """ON_UPDATE, then this artifact's update: a drop-in for the client's `on_update`."""
@@ -388,7 +392,7 @@ class PollProgress:
         """The run failed: say why, and wait (bounded) until Prefect has it."""
         error = error_fields(exc)
         self._push(0.0, f"FAILED: [{error['code']}] {error['message'][:300]}")
-        progress_writes.flush()
+        report_writes.flush()
 
 
 # --- the failure report --------------------------------------------------------------------

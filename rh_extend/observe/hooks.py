@@ -8,7 +8,7 @@ from typing import Any
 from rh_extend.observe import artifacts, events
 from rh_extend.observe.common import best_effort, run_logger, short
 from rh_extend.observe.context import current_facts, facts_for, forget
-from rh_extend.observe.writer import progress_writes
+from rh_extend.observe.writer import report_writes
 
 
 def model_tags(model: object) -> list[str]:
@@ -122,5 +122,5 @@ def report_failed_run(
 @best_effort
 def finished(flow: Any, flow_run: Any, state: Any) -> None:
     """`on_completion` hook: the progress artifact's last write sent, the run's notes dropped."""
-    progress_writes.flush()
+    report_writes.flush()
     forget(str(flow_run.id))

@@ -1,11 +1,12 @@
-"""Progress-artifact writes from one background thread, off the polling path.
+"""Artifact writes from one background thread, off the run's path.
 
 A write to the Prefect API takes 20–80 ms, more when the server is busy (and a SQLite server can
 stall for seconds). Made from the poll loop, it delays the next status call — and, for the
-final SUCCESS, the release of the RunningHub slot the next video waits for. So the loop only
-queues the newest write per artifact and returns; one daemon thread sends them, each in the
-context it was queued from (Prefect's API settings live in context variables). Runs `flush`
-before they report their end, so the UI shows the final state.
+final SUCCESS, the release of the RunningHub slot the next video waits for; made at the end of
+the archive step, it delays the run's end. So the run only queues the newest write per target
+(the progress artifact, a run's report) and goes on; one daemon thread sends them, each in the
+context it was queued from (Prefect's run and API settings live in context variables). Runs
+`flush` before they report their end, so the UI shows the final state.
 """
 
 from __future__ import annotations
@@ -61,5 +62,5 @@ class _Writer:
                     self._changed.notify_all()
 
 
-progress_writes = _Writer()
-atexit.register(progress_writes.flush, 2.0)
+report_writes = _Writer()
+atexit.register(report_writes.flush, 2.0)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextvars
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -15,6 +18,12 @@ from rh_extend.tasks.download import Downloaded
 from rh_extend.tasks.stage import StagedSource
 
 MANIFEST = "manifest.json"
+T = TypeVar("T")
+
+
+def _in_context(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any, **kw: Any) -> Future[T]:
+    """FN on the pool, in this task's context (run logger, Prefect settings)."""
+    return pool.submit(contextvars.copy_context().run, fn, *args, **kw)
 
 
 def result_from_manifest(
@@ -68,29 +77,42 @@ def archive_run(
     store = archive(settings)
     progress.emit("archive", "start", total=float(downloaded.size + staged.info.size_bytes))
     output_name = f"output.{downloaded.extension}"
-    output = store.store_file(
-        request_key,
-        output_name,
-        downloaded.path,
-        sha256=downloaded.sha256,
-        content_type="video/mp4",
-    )
-    source = store.store_file(
-        request_key,
-        f"input.{staged.info.container}",
-        staged.path,
-        sha256=staged.sha256,
-        content_type="video/mp4",
-    )
-    manifest["output"]["uri"] = output.uri
-    manifest["input"]["uri"] = source.uri
-    observe.store_contact_sheet(
-        store, request_key, downloaded.path, staged.info.duration_s, manifest
-    )
+    # the two uploads and the contact sheet are independent: side by side, then the manifest
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="rh-extend-archive") as pool:
+        output = _in_context(
+            pool,
+            store.store_file,
+            request_key,
+            output_name,
+            downloaded.path,
+            sha256=downloaded.sha256,
+            content_type="video/mp4",
+        )
+        source = _in_context(
+            pool,
+            store.store_file,
+            request_key,
+            f"input.{staged.info.container}",
+            staged.path,
+            sha256=staged.sha256,
+            content_type="video/mp4",
+        )
+        sheet = _in_context(
+            pool,
+            observe.store_contact_sheet,
+            store,
+            request_key,
+            downloaded.path,
+            staged.info.duration_s,
+            manifest,
+        )
+        manifest["output"]["uri"] = output.result().uri
+        manifest["input"]["uri"] = source.result().uri
+        sheet.result()
     if not store.put_json(request_key, MANIFEST, manifest, create_only=True):
         get_run_logger().warning("[%s] manifest.json already existed: kept", request_key[:12])
     get_run_logger().info(
-        "[%s task %s] archived %s", request_key[:12], manifest["task_id"], output.uri
+        "[%s task %s] archived %s", request_key[:12], manifest["task_id"], manifest["output"]["uri"]
     )
     observe.publish_run(store, manifest)
     progress.emit("archive", "done", message=f"{output_name}, input, manifest.json")

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from rh_extend import progress
 from rh_extend.errors import ArchiveMismatchError
-from rh_extend.media import MediaError, VideoInfo, probe, verify_decodes_to_end
+from rh_extend.media import MediaError, VideoInfo, verify_decodes_to_end
 from rh_extend.settings import load_settings
 from rh_extend.tasks.common import retry_on_transient, runninghub_client
 from runninghub import TaskResponse
@@ -58,8 +58,7 @@ def download_output(request_key: str, task_id: str, response: TaskResponse) -> D
             ),
         )
     try:
-        verify_decodes_to_end(fetched.path)
-        info = probe(fetched.path)
+        info = verify_decodes_to_end(fetched.path)
     except MediaError as exc:
         raise ArchiveMismatchError(
             f"task {task_id} returned a file that is not a video: {exc}"

@@ -106,3 +106,23 @@ def test_a_slot_held_by_another_process_bounds_the_runs_here(limit: str) -> None
     keepers.give_back()
     _until("the slot back in Prefect", lambda: _active(limit) == 0)
     keepers.join(5)
+
+
+def test_a_reserved_slot_is_acquired_ahead_and_released_when_not_used(
+    limit: str, acquisitions: list[str]
+) -> None:
+    keepers = limits._Keepers(limit, 1)
+    keepers.reserve(10)
+    _until("the slot acquired ahead", lambda: keepers.free == 1)
+    assert _active(limit) == 1
+    keepers.lend(0.5, reserved=True)  # already there: no wait, no second acquisition
+    assert acquisitions == [limit]
+    keepers.give_back()
+    _until("the slot back in Prefect", lambda: _active(limit) == 0)
+
+    keepers.reserve(10)
+    _until("the slot acquired ahead again", lambda: keepers.free == 1)
+    keepers.cancel()  # the run stopped before its submit (say, over its budget)
+    _until("the unused slot back in Prefect", lambda: _active(limit) == 0)
+    keepers.join(5)
+    assert (keepers.keepers, keepers.held, keepers.free, keepers.reserved) == (0, 0, 0, 0)

@@ -1,4 +1,10 @@
-"""Heartbeats only where they can help: runs created from a deployment.
+"""Runs started in this process (the CLI, a batch's items, a library call), as cheaply as Prefect
+lets them start and end.
+
+Tags at creation: `model:<id>` is set when the run is created, so `observe.tag_run` (which adds it
+to runs a deployment or trigger started) has nothing to patch.
+
+Heartbeats only where they can help: runs created from a deployment.
 
 Prefect 3.8.8 beats every flow run from a thread that sleeps in one-second steps and is joined
 when the run ends, so each run's end waits up to 1 s (0.45 s on average, measured: see
@@ -14,6 +20,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from prefect import tags
 from prefect.context import SettingsContext, get_settings_context
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, Settings
 
@@ -39,4 +46,13 @@ def without_heartbeats() -> Iterator[None]:
         yield
         return
     with SettingsContext(profile=context.profile, settings=_without_beats(context.settings)):
+        yield
+
+
+@contextmanager
+def direct_run(model: object) -> Iterator[None]:
+    """How this process starts `extend_video` itself: no heartbeats, the model tag at creation."""
+    from rh_extend.observe.hooks import model_tags
+
+    with without_heartbeats(), tags(*model_tags(model)):
         yield
