@@ -76,8 +76,21 @@ def _run_flow(
             display = stack.enter_context(StageProgress(err))
             stack.enter_context(progress.listening(display))
             stack.enter_context(progress.listening(_quiet_once()))
-        result: ExtendResult = extend_video(source=source, model=model, **params, **options)
+        try:
+            result: ExtendResult = extend_video(source=source, model=model, **params, **options)
+        finally:
+            settle()
         return result
+
+
+def settle() -> None:
+    """Before a command returns: the last report writes sent and idle slots given back, while
+    an ephemeral Prefect API (no PREFECT_API_URL) still runs in this process."""
+    from rh_extend.limits import release_idle_slots
+    from rh_extend.observe import report_writes
+
+    report_writes.flush()
+    release_idle_slots()
 
 
 def _quiet_once() -> Any:
@@ -319,16 +332,19 @@ def batch(
     from rh_extend.flows.extend_batch import extend_batch
 
     with without_heartbeats():
-        state = extend_batch(
-            manifest=manifest,
-            inbox=inbox,
-            model=model,
-            prompt=prompt,
-            params=json.loads(params) if params else None,
-            max_parallel=max_parallel,
-            dispatch=dispatch,
-            return_state=True,
-        )
+        try:
+            state = extend_batch(
+                manifest=manifest,
+                inbox=inbox,
+                model=model,
+                prompt=prompt,
+                params=json.loads(params) if params else None,
+                max_parallel=max_parallel,
+                dispatch=dispatch,
+                return_state=True,
+            )
+        finally:
+            settle()
     value = state.result(raise_on_failure=False)
     summary = getattr(value, "summary", value)
     if as_json and hasattr(summary, "model_dump_json"):

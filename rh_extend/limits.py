@@ -231,13 +231,25 @@ def _keepers_for(name: str, size: int) -> _Keepers:
         return _keepers.setdefault(name, _Keepers(name, size))
 
 
-@atexit.register
-def _release_on_exit() -> None:
-    """A process that ends right after its run gives its slots back rather than leaving them to
-    expire with their lease."""
+def release_idle_slots(timeout_s: float = 2.0) -> None:
+    """Give every idle slot back to Prefect now instead of after its linger: for a command that
+    is about to exit (a Prefect API started in-process, ephemeral, stops with it)."""
     for keepers in list(_keepers.values()):
         keepers.close()
-        keepers.join(2.0)
+        keepers.join(timeout_s)
+        with keepers.changed:
+            keepers.closing = False
+
+
+@atexit.register
+def _release_on_exit() -> None:
+    """A process that ends gives its slots back rather than leaving them to expire with their
+    lease — unless its Prefect API is ephemeral: that server has already stopped by now, and
+    calling it would start a new one that outlives the process."""
+    from prefect.settings import get_current_settings
+
+    if get_current_settings().api.url:
+        release_idle_slots()
 
 
 class Slot:

@@ -63,4 +63,13 @@ class _Writer:
 
 
 report_writes = _Writer()
-atexit.register(report_writes.flush, 2.0)
+
+
+@atexit.register
+def _flush_on_exit() -> None:
+    """Send what is left — unless the Prefect API is ephemeral: it has stopped by now, and a
+    write would start a new one that outlives the process (the CLI flushes before it returns)."""
+    from prefect.settings import get_current_settings
+
+    if get_current_settings().api.url:
+        report_writes.flush(2.0)
