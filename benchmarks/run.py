@@ -40,34 +40,36 @@ TARGETS = {
 # Why a target is missed (kept with the code that measures it; shown only when missed).
 WHY = {
     "P1": (
-        "CPU and per-item latency. Per video, rh-extend's client spends about 0.5 CPU-s "
-        "(profiled with py-spy: Prefect's flow/task engines, a subflow run with ~10 task runs "
-        "and their events, boto3 client construction per task, the contact-sheet PNG, the "
-        "decode check) and the Prefect server about as much again, against ~0.02 CPU-s for "
-        "the script. On 2 cores shared with the sandbox, the S3 server and PostgreSQL, 50 "
-        "videos need more CPU than 20 s of two cores can give, and with 5 items in flight "
-        "each item's set-up and archive time (≈ 1–3 s under this load) leaves its RunningHub "
-        "slot idle. Proposed (not made): see the report / the changes section."
+        "The edges of the batch, and a growing database. Between the first submit and the last "
+        "success the `task` dispatch keeps RunningHub's 5 slots about as busy as the script "
+        "does (93–94 % vs 95 % of slot-time in the sandbox's task history, measured while "
+        "developing; a freed slot starts the next video's task 0.10 s later, median, the "
+        "script 0.08 s). The difference is around that span: ≈ 0.4 s to create and start the "
+        "batch's flow run, ≈ 0.4 s until the first five videos are staged, looked up, uploaded "
+        "and priced (ten start at once on two cores), ≈ 0.2 s from the last success to the "
+        "end (download, archive, the batch's report and table). And every run adds rows to the "
+        "Prefect server's database: the same batch took 22.5 s in the first of the five runs, "
+        "23.6 s in the last, while the script (no Prefect) stayed at 21.4–21.7 s. The default "
+        "`subflow` dispatch costs a flow run and seven task runs per video; on two cores "
+        "shared with the Prefect server, PostgreSQL, the sandbox and the S3 server it is "
+        "CPU-bound and slows as the database grows. For big batches use `dispatch=task`."
     ),
     "P2": (
-        "Two parts. (1) On SQLite the Prefect server sometimes answers the acquisition of the "
-        "key's global-concurrency slot with 503 (database locked while it writes the run's "
-        "events) and Prefect's client backs off ≈ 2 s before retrying: SQLite's worst runs; "
-        "PostgreSQL doesn't do that. (2) About 0.9 s per video of orchestration and safety "
-        "work the script does not do: a flow run and ~10 task runs (API calls, events, logs), "
-        "the price preview, the archive check, the create-only submission record (create + "
-        "update), the decode check of the output, the contact sheet, the manifest and the "
-        "artifact, and the flow's end (final state, hooks, event flush ≈ 0.5 s)."
+        "What is left is Prefect's and the safety work's. Per video (timeline from the run's "
+        "logs): the flow run's start ≈ 0.12 s (create, Running, name) and end ≈ 0.05 s "
+        "(Completed); 7 task runs ≈ 10 ms each; the create-only intent record before the "
+        "submit, the archive and submission lookups (one S3 call each), the price preview, "
+        "the decode check and the contact sheet — none of which the script does. The slot is "
+        "acquired while the video uploads; the report is sent while the run ends."
     ),
     "P3": (
         "The archive half matches the floor (same boto3 managed multipart upload); the "
         "download half is ~3 s slower per GiB than curl. Measured apart on the same server: "
         "httpx streaming alone 1.9 s/GiB vs curl 1.4 s; + sha256 while streaming (the "
-        "integrity proof the manifest records; single-threaded, ~700 MB/s here) 3.3 s; + the "
-        "fsync before the file is renamed into place 3.9 s (curl does neither). Proposed, not "
-        "made: hash in a second thread fed by the reader (hashlib drops the GIL on large "
-        "updates, so on 2 cores the hash hides behind the network), or drop the fsync (a crash "
-        "re-downloads anyway and the archive re-checks the sha256)."
+        "integrity proof the manifest records; single-threaded, ~700 MB/s here) 3.3 s (curl "
+        "doesn't hash; the fsync that cost another 0.6 s is gone). Proposed, not made: hash in "
+        "a second thread fed by the reader (hashlib drops the GIL on large updates, so on 2 "
+        "cores the hash hides behind the network)."
     ),
     "P4": "",
     "P5": "",
@@ -279,9 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         "quick": opts.quick,
         "loads": ", ".join(f"{pid} {loads[pid]}" for pid in COMPARISONS if pid in loads),
         "load_note": (
-            f"above {opts.max_load} for some: other jobs shared the machine"
-            if any(float(v) >= opts.max_load for x in loads.values() for v in x.split("→"))
-            else ""
+            f"above {opts.max_load} at the start of some: other jobs shared the machine"
+            if any(float(x.split("→")[0]) >= opts.max_load for x in loads.values())
+            else f"each comparison started below {opts.max_load}; the end values include its "
+            "own servers and clients"
         ),
     }
     if partial:
