@@ -280,6 +280,12 @@ def _outcome_from_state(item: BatchItem, state: Any, run_id: str, seconds: float
 # ------------------------------------------------------------------------------- tasks
 
 
+def _logged(outcome: ItemOutcome) -> ItemOutcome:
+    cause = f" ({outcome.cause})" if outcome.cause else ""
+    get_run_logger().info("%s: %s%s", outcome.label, outcome.status, cause)
+    return outcome
+
+
 @task(name="extend-item", task_run_name="{item.label}", cache_policy=NO_CACHE, retries=0)
 def extend_item(
     item: BatchItem,
@@ -290,7 +296,6 @@ def extend_item(
 ) -> ItemOutcome:
     """One item; never raises for the item's own failure (that is its outcome)."""
     started = time.monotonic()
-    logger = get_run_logger()
     if dispatch == "deployment":
         from prefect.deployments import run_deployment
 
@@ -324,8 +329,7 @@ def extend_item(
             outcome = outcome_from_exception(item, exc, seconds=time.monotonic() - started)
         else:
             outcome = outcome_from_result(item, result, seconds=time.monotonic() - started)
-    logger.info("%s: %s%s", item.label, outcome.status, f" ({outcome.cause})" * bool(outcome.cause))
-    return outcome
+    return _logged(outcome)
 
 
 ITEM_RETRIES = 2
@@ -371,10 +375,7 @@ def extend_inline(item: BatchItem) -> ItemOutcome:
         else:
             outcome = outcome_from_result(item, result, seconds=time.monotonic() - started)
         observe.report_writes.flush()
-    get_run_logger().info(
-        "%s: %s%s", item.label, outcome.status, f" ({outcome.cause})" * bool(outcome.cause)
-    )
-    return outcome
+    return _logged(outcome)
 
 
 @task(name="scan-inbox", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
@@ -585,7 +586,8 @@ def extend_batch(
         items = items[:max_items]
     logger.info("%d item(s) from %s, dispatch=%s, max_parallel=%d", len(items), source,
                 dispatch, max_parallel)  # fmt: skip
-    warm_up(load_settings())
+    if dispatch != "deployment":  # the chains run in this process
+        warm_up(load_settings())
     outcomes = _run(items, dispatch, max_parallel, deployment, item_timeout_s)
     if scan is not None and items:
         mark_inbox(source, items, outcomes)
