@@ -27,6 +27,7 @@ from contextlib import contextmanager, suppress
 
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
+from prefect.context import SettingsContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from rh_extend.settings import Settings
@@ -35,6 +36,7 @@ from runninghub import RunningHubError
 DEFAULT_SLOTS = 3
 LEASE_S = 60.0
 LINGER_S = 2.0  # an idle slot stays with this process that long before going back to Prefect
+WAKE_S = 1.0  # a holding keeper wakes this often to notice a broken lease
 logger = logging.getLogger("rh_extend.limits")
 _ensured: dict[str, int] = {}  # limit name → its slots, as read or created
 
@@ -94,6 +96,7 @@ class _Keepers:
         self.keepers = 0  # keeper threads alive (acquiring, holding or releasing)
         self.waiting = 0
         self.reserved = 0  # runs that will want a slot soon (acquired ahead for them)
+        self.broken = 0  # lent slots whose lease broke: dropped, not lent again, when given back
         self.closing = False
         self.error: BaseException | None = None
         self.changed = threading.Condition()
@@ -137,7 +140,10 @@ class _Keepers:
 
     def give_back(self) -> None:
         with self.changed:
-            self.free += 1
+            if self.broken:
+                self.broken -= 1
+            else:
+                self.free += 1
             self.changed.notify_all()
 
     def _spawn_if_short(self, deadline: float) -> None:
@@ -148,9 +154,8 @@ class _Keepers:
 
     def _spawn(self, timeout_s: float) -> None:
         self.keepers += 1
-        context = contextvars.copy_context()  # Prefect's API settings live in context variables
         thread = threading.Thread(
-            target=context.run,
+            target=_keeper_context().run,
             args=(self._keep, max(0.0, timeout_s)),
             name=f"rh-extend-slot-{self.name}",
             daemon=True,
@@ -159,10 +164,12 @@ class _Keepers:
         thread.start()
 
     def _keep(self, timeout_s: float) -> None:
-        holding = False
+        acquired = holding = False
         try:
             # A short lease: Prefect renews it while this process lives, and a killed run's slot
             # comes back within a minute instead of blocking its own resume for the default five.
+            # A renewal that fails for good cancels this thread (strict), not the runs: a run
+            # lent the slot has likely submitted already and must see its task through.
             with (
                 concurrency(
                     self.name,
@@ -173,7 +180,7 @@ class _Keepers:
                 ),
                 self.changed,
             ):
-                holding = True
+                acquired = holding = True
                 self.held += 1
                 self.free += 1
                 self.changed.notify_all()
@@ -181,17 +188,27 @@ class _Keepers:
                 self.held -= 1
                 self.free -= 1
                 holding = False
-        except BaseException as exc:  # a waiting run must hear of it, whatever it is
+        except BaseException as exc:
             with self.changed:
-                if self.waiting:
+                if holding:
+                    self._drop_broken_slot()
+                if acquired:  # the runs carry on; a new keeper acquires for whoever waits
+                    logger.warning("a slot of %s was lost: %r", self.name, exc)
+                elif self.waiting:  # could not acquire: a waiting run must hear why
                     self.error = exc
-                if holding:  # the lease broke while held: its slot is gone
-                    self.held -= 1
-                    self.free = min(self.free, self.held)
         finally:
             with self.changed:
                 self.keepers -= 1
                 self.changed.notify_all()
+
+    def _drop_broken_slot(self) -> None:
+        """A held slot's lease broke: it no longer counts against the limit, so it is dropped
+        (a free one at once, a lent one when given back) instead of being lent again."""
+        self.held -= 1
+        if self.free:
+            self.free -= 1
+        else:
+            self.broken += 1
 
     def _idle(self) -> bool:
         return self.free > self.reserved and self.waiting == 0
@@ -202,7 +219,10 @@ class _Keepers:
         a Prefect round trip — or a 423 and its Retry-After while this slot is on its way back.
         """
         while True:
-            self.changed.wait_for(self._idle)
+            # in steps: Prefect cancels a keeper whose lease broke by an exception injected
+            # into this thread, which a blocked wait would only see once woken
+            while not self.changed.wait_for(self._idle, timeout=WAKE_S):
+                pass
             if self.closing:
                 return
             wanted_again = self.changed.wait_for(
@@ -220,6 +240,16 @@ class _Keepers:
         deadline = time.monotonic() + timeout_s
         for thread in list(self.threads):
             thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _keeper_context() -> contextvars.Context:
+    """The Prefect settings in effect here (API URL, profile) and nothing of the run spawning
+    the keeper: a keeper outlives that run, and the run's Prefect client, which a copied context
+    would hand to the lease renewal, is closed when the run ends."""
+    context = contextvars.Context()
+    if (settings := SettingsContext.get()) is not None:
+        context.run(SettingsContext.__var__.set, settings)
+    return context
 
 
 _keepers: dict[str, _Keepers] = {}

@@ -126,3 +126,107 @@ def test_a_reserved_slot_is_acquired_ahead_and_released_when_not_used(
     _until("the unused slot back in Prefect", lambda: _active(limit) == 0)
     keepers.join(5)
     assert (keepers.keepers, keepers.held, keepers.free, keepers.reserved) == (0, 0, 0, 0)
+
+
+class Renewals:
+    """The outcome of every lease renewal: None for a renewed lease, else what it raised. The
+    real call happens, except for the next `refusals` attempts (a Prefect API failing them)."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[BaseException | None] = []
+        self.refusals = 0
+
+
+@pytest.fixture
+def renewals(monkeypatch: pytest.MonkeyPatch) -> Renewals:
+    from prefect.client.orchestration import SyncPrefectClient
+
+    seen = Renewals()
+    real = SyncPrefectClient.renew_concurrency_lease
+
+    def observed(client: SyncPrefectClient, *args: Any, **kwargs: Any) -> Any:
+        try:
+            if seen.refusals > 0:
+                seen.refusals -= 1
+                raise RuntimeError("renewal refused by the test")
+            answer = real(client, *args, **kwargs)
+        except BaseException as exc:
+            seen.outcomes.append(exc)
+            raise
+        seen.outcomes.append(None)
+        return answer
+
+    monkeypatch.setattr(SyncPrefectClient, "renew_concurrency_lease", observed)
+    return seen
+
+
+def test_a_keeper_renews_its_lease_after_the_run_that_spawned_it_has_ended(
+    limit: str, renewals: Renewals
+) -> None:
+    """A keeper acquires for whichever run asks next, often after the run that spawned it has
+    ended and closed its Prefect client: the renewal must not use that client."""
+    from prefect import flow
+
+    keepers = limits._Keepers(limit, 1)
+    release = threading.Event()
+    elsewhere_holds = threading.Event()
+
+    def other_process() -> None:
+        with concurrency(limit, occupy=1, timeout_seconds=10, strict=True):
+            elsewhere_holds.set()
+            release.wait(10)
+
+    other = threading.Thread(target=other_process)
+    other.start()
+    assert elsewhere_holds.wait(10)
+
+    @flow(name="slot-reserving-run")
+    def run_that_reserves_and_ends() -> None:
+        keepers.reserve(30)  # the keeper can't acquire yet: the slot is held elsewhere
+
+    # in a thread of its own, as in a batch or a worker: the run opens its own Prefect client
+    # (the test's thread may hold one open) and closes it when it ends
+    run = threading.Thread(target=run_that_reserves_and_ends)
+    run.start()
+    run.join(30)
+    _until("the other holder's lease renewed", lambda: renewals.outcomes)
+    renewals.outcomes.clear()  # from here on, renewals are the keeper's
+    release.set()
+    other.join(10)
+    _until("the keeper holding the slot", lambda: keepers.held == 1)
+    _until("its lease renewed", lambda: len(renewals.outcomes) >= 1)
+    assert renewals.outcomes[0] is None, f"renewal failed: {renewals.outcomes[0]!r}"
+    keepers.lend(5, reserved=True)
+    assert keepers.held == 1 and keepers.keepers == 1
+    keepers.give_back()
+    _until("the slot back in Prefect", lambda: _active(limit) == 0)
+    keepers.join(5)
+
+
+def test_a_broken_lease_drops_its_slot_and_leaves_the_runs_alone(
+    limit: str, renewals: Renewals
+) -> None:
+    keepers = limits._Keepers(limit, 1)
+    renewals.refusals = 3  # Prefect's attempts at one renewal: this lease breaks, later ones don't
+    keepers.lend(10)  # the first run has the slot, and has submitted
+    second: dict[str, Any] = {}
+
+    def second_run() -> None:
+        try:
+            keepers.lend(30)
+            second["got"] = True
+        except BaseException as exc:  # what the old keeper handed to waiters
+            second["error"] = exc
+
+    waiter = threading.Thread(target=second_run)
+    waiter.start()
+    _until("the lease given up after Prefect's renewal attempts", lambda: keepers.broken == 1)
+    waiter.join(30)
+    assert second == {"got": True}  # a new keeper acquired for it; no error reached it
+    assert keepers.broken == 1  # the first run's slot: dropped when given back, never lent
+    assert _active(limit) == 1  # the broken lease was released: the limit still holds
+    keepers.give_back()  # the first run ends: its broken slot is dropped, not lent
+    assert (keepers.broken, keepers.free) == (0, 0)
+    keepers.give_back()
+    _until("the slot back in Prefect", lambda: _active(limit) == 0)
+    keepers.join(5)
