@@ -186,10 +186,10 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
             async with gate:
                 return await extend_one(http, s3, Path(opts.clip), index, opts, slots)
 
-        started = time.monotonic()
+        started, started_at = time.monotonic(), time.time()
         items = await asyncio.gather(*(gated(i) for i in range(opts.count)))
         wall = time.monotonic() - started
-    return {"wall_s": wall, "items": list(items)}
+    return {"wall_s": wall, "started_at": started_at, "ended_at": started_at + wall, "items": items}
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -38,7 +38,7 @@ def batch(opts: argparse.Namespace) -> dict[str, Any]:
         for i in range(opts.count)
     ]
     manifest.write_text("\n".join(json.dumps(line) for line in lines))
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     state = extend_batch(
         manifest=str(manifest),
         max_parallel=opts.parallel,
@@ -50,6 +50,8 @@ def batch(opts: argparse.Namespace) -> dict[str, Any]:
     items = getattr(summary, "items", [])
     return {
         "wall_s": wall,
+        "started_at": started_at,
+        "ended_at": started_at + wall,
         "state": state.name,
         "message": state.message,
         "archived": sum(1 for i in items if i.status == "archived"),

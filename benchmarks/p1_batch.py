@@ -30,12 +30,31 @@ DISPATCHES = ("task", "subflow")
 POLL = {"RH_EXTEND_POLL_INTERVAL_S": "0.1", "RH_EXTEND_POLL_MAX_INTERVAL_S": "0.1"}
 
 
+def _at(task: dict[str, Any], status: str) -> float:
+    return next(float(h["at"]) for h in task["history"] if h["status"] == status)
+
+
+def edges(tasks: list[dict[str, Any]], run: dict[str, Any]) -> tuple[float, float, float]:
+    """Where a run's wall goes, from the sandbox's task history (same clock, same machine):
+    start → first submit, first submit → last success, last success → the run's end."""
+    mine = [t for t in tasks if run["started_at"] <= _at(t, "CREATE") <= run["ended_at"]]
+    first = min(_at(t, "CREATE") for t in mine)
+    last = max(_at(t, "SUCCESS") for t in mine)
+    return first - run["started_at"], last - first, run["ended_at"] - last
+
+
 def measure(root: Path, runs: int, quick: bool) -> dict[str, Any]:
     count = 10 if quick else 50
     ideal = math.ceil(count / CONCURRENCY) * TASK_S
     clip = make_sample_clip(root / "clip.mp4", seconds=1.0, width=160, height=120, fps=12)
     walls = {name: Series() for name in (*DISPATCHES, "script")}
     cpus = {name: Series() for name in (*DISPATCHES, "script")}
+    parts = {name: (Series(), Series(), Series()) for name in (*DISPATCHES, "script")}
+
+    def note_edges(name: str, run: dict[str, Any]) -> None:
+        for series, seconds in zip(parts[name], edges(st.tasks(), run), strict=True):
+            series.add(seconds)
+
     failures: list[str] = []
     with (
         Stack(root, queue_seconds=0.0, run_seconds=TASK_S, concurrency_limit=CONCURRENCY) as st,
@@ -61,12 +80,14 @@ def measure(root: Path, runs: int, quick: bool) -> dict[str, Any]:
             floor = run_json([*floor_args, "--count", str(count)], env, root / "p1-floor.log")
             walls["script"].add(floor["wall_s"])
             cpus["script"].add(floor["cpu_s"])
+            note_edges("script", floor)
             line = f"P1 run {attempt + 1}/{runs}: script {floor['wall_s']:.2f} s"
             for dispatch in DISPATCHES:
                 args = [*flow_args, "--count", str(count), "--parallel", str(PARALLEL)]
                 flow = run_json([*args, "--dispatch", dispatch], env, root / "p1-flow.log")
                 walls[dispatch].add(flow["wall_s"])
                 cpus[dispatch].add(flow["cpu_s"])
+                note_edges(dispatch, flow)
                 if flow["archived"] != count:
                     failures.append(f"run {attempt + 1} ({dispatch}): {flow['message']}")
                 line += f", {dispatch} {flow['wall_s']:.2f} s"
@@ -76,6 +97,11 @@ def measure(root: Path, runs: int, quick: bool) -> dict[str, Any]:
     vs_ideal, vs_floor = lean / ideal, lean / script
     sub = walls["subflow"]
     cpu_text = " / ".join(cpus[name].text() for name in ("task", "subflow", "script"))
+
+    def parts_text(which: int) -> str:
+        names = ("task", "subflow", "script")
+        return " / ".join(f"{parts[name][which].median:.2f}" for name in names)
+
     return {
         "id": "P1",
         "title": f"batch of {count} videos, task {TASK_S:.0f} s, concurrency {CONCURRENCY}",
@@ -88,6 +114,9 @@ def measure(root: Path, runs: int, quick: bool) -> dict[str, Any]:
             ("`subflow` / ideal; / script", f"{sub.median / ideal:.3f}; {sub.median / script:.3f}"),
             ("script / ideal", f"{script / ideal:.3f}"),
             ("client CPU per batch: `task` / `subflow` / script", cpu_text),
+            ("start → first submit, s (median): `task` / `subflow` / script", parts_text(0)),
+            ("first submit → last success, s: `task` / `subflow` / script", parts_text(1)),
+            ("last success → end, s: `task` / `subflow` / script", parts_text(2)),
             ("paid submits (all runs, incl. warm-up)", str(billed)),
         ],
         "checks": [
@@ -95,5 +124,12 @@ def measure(root: Path, runs: int, quick: bool) -> dict[str, Any]:
             ("wall ≤ 1.05 × script (dispatch `task`)", vs_floor, 1.05, vs_floor <= 1.05),
         ],
         "failures": failures,
-        "raw": {name: {"wall": walls[name].values, "cpu": cpus[name].values} for name in walls},
+        "raw": {
+            name: {
+                "wall": walls[name].values,
+                "cpu": cpus[name].values,
+                "edges": [series.values for series in parts[name]],
+            }
+            for name in walls
+        },
     }

@@ -24,19 +24,25 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from uuid import UUID
 
-from prefect.client.orchestration import get_client
-from prefect.concurrency.sync import concurrency
+import httpx
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.context import SettingsContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
+from rh_extend.errors import ConfigurationError
 from rh_extend.settings import Settings
 from runninghub import RunningHubError
 
 DEFAULT_SLOTS = 3
+# A short lease: renewed while this process holds the slot, so a killed run's slot comes back
+# within a minute instead of blocking its own resume for Prefect's default five.
 LEASE_S = 60.0
+RENEW_EVERY_S = LEASE_S / 2  # renewed half-way: time for the retries below before it lapses
+RENEW_RETRY_S = (1.0, 2.0, 4.0)
+LOCKED = 423
 LINGER_S = 2.0  # an idle slot stays with this process that long before going back to Prefect
-WAKE_S = 1.0  # a holding keeper wakes this often to notice a broken lease
 logger = logging.getLogger("rh_extend.limits")
 _ensured: dict[str, int] = {}  # limit name → its slots, as read or created
 
@@ -85,22 +91,103 @@ def ensure_limit(settings: Settings) -> tuple[str, int]:
     return name, slots
 
 
+class _Leases:
+    """Prefect's lease API for one global concurrency limit, through one client of this process.
+
+    Prefect's `concurrency()` context manager acquires one lease at a time per process (a queue
+    service), renews it from a thread of its own and, with `strict`, cancels the holder by an
+    exception injected into its thread when renewal fails. A keeper calls the API itself:
+    its slots are acquired side by side (a batch's first wave waits one round trip, not five),
+    renewed by the keeper, and a lease that can't be renewed is dropped where it is held.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._client: SyncPrefectClient | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> SyncPrefectClient:
+        with self._lock:
+            if self._client is None:  # opened in a keeper: its context has the API settings
+                self._client = get_client(sync_client=True)
+                self._client.__enter__()
+            return self._client
+
+    def acquire(self, deadline: float) -> UUID:
+        """A lease on one slot, waiting (Prefect's Retry-After) until DEADLINE at most."""
+        while True:
+            try:
+                response = self.client.increment_concurrency_slots_with_lease(
+                    names=[self.name], slots=1, mode="concurrency", lease_duration=LEASE_S
+                )
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code != LOCKED:
+                    raise
+                pause = float(exc.response.headers.get("Retry-After", 1.0))
+                if time.monotonic() + pause > deadline:
+                    raise SlotWaitTimeoutError(f"limit {self.name}: no slot came free") from exc
+                time.sleep(pause)  # all slots taken: Prefect says when to ask again
+                continue
+            answer = response.json()
+            if not answer.get("limits"):
+                raise ConfigurationError(f"Prefect has no concurrency limit {self.name}")
+            return UUID(answer["lease_id"])
+
+    def renew(self, lease: UUID) -> bool:
+        """Extend the lease; False once it is gone or can't be renewed before it lapses."""
+        for pause in (*RENEW_RETRY_S, None):
+            try:
+                self.client.renew_concurrency_lease(lease_id=lease, lease_duration=LEASE_S)
+                return True
+            except Exception as exc:
+                gone = isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code in (
+                    404,
+                    410,
+                )
+                logger.warning("renewing a slot of %s failed: %r", self.name, exc)
+                if gone or pause is None:
+                    return False
+                time.sleep(pause)
+        return False
+
+    def release(self, lease: UUID) -> None:
+        try:
+            self.client.release_concurrency_slots_with_lease(lease_id=lease)
+        except Exception as exc:  # the lease lapses within LEASE_S anyway
+            logger.warning("releasing a slot of %s failed (%r); it lapses in %.0f s",
+                           self.name, exc, LEASE_S)  # fmt: skip
+
+
 class _Keepers:
     """This process's slots of one Prefect limit: at most SIZE keeper threads, each holding one
-    slot (Prefect's own `concurrency()`: 423 retries, lease renewal) while runs here use it."""
+    slot's lease while runs here use it."""
 
     def __init__(self, name: str, size: int) -> None:
         self.name, self.size = name, max(1, size)
+        self.leases = _Leases(name)
         self.held = 0  # slots keepers hold, in use or not
         self.free = 0  # held and not lent to a run
         self.keepers = 0  # keeper threads alive (acquiring, holding or releasing)
         self.waiting = 0
         self.reserved = 0  # runs that will want a slot soon (acquired ahead for them)
         self.broken = 0  # lent slots whose lease broke: dropped, not lent again, when given back
+        self.turns = 0  # runs here between their start and their `take()` (see Slot)
         self.closing = False
         self.error: BaseException | None = None
         self.changed = threading.Condition()
         self.threads: list[threading.Thread] = []
+
+    def start_turn(self) -> None:
+        """Wait until fewer than SIZE runs here are getting ready to submit, then join them."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.turns < self.size)
+            self.turns += 1
+
+    def end_turn(self) -> None:
+        with self.changed:
+            self.turns -= 1
+            self.changed.notify_all()
 
     def reserve(self, timeout_s: float) -> None:
         """A run will want a slot soon: start acquiring one now, so it is there when asked for."""
@@ -164,46 +251,65 @@ class _Keepers:
         thread.start()
 
     def _keep(self, timeout_s: float) -> None:
-        acquired = holding = False
         try:
-            # A short lease: Prefect renews it while this process lives, and a killed run's slot
-            # comes back within a minute instead of blocking its own resume for the default five.
-            # A renewal that fails for good cancels this thread (strict), not the runs: a run
-            # lent the slot has likely submitted already and must see its task through.
-            with (
-                concurrency(
-                    self.name,
-                    occupy=1,
-                    timeout_seconds=timeout_s,
-                    strict=True,
-                    lease_duration=LEASE_S,
-                ),
-                self.changed,
-            ):
-                acquired = holding = True
+            try:
+                lease = self.leases.acquire(time.monotonic() + timeout_s)
+            except BaseException as exc:
+                with self.changed:
+                    if self.waiting:  # a waiting run must hear why no slot comes
+                        self.error = exc
+                return
+            with self.changed:
                 self.held += 1
                 self.free += 1
                 self.changed.notify_all()
-                self._hold_while_wanted()
-                self.held -= 1
-                self.free -= 1
-                holding = False
-        except BaseException as exc:
-            with self.changed:
-                if holding:
-                    self._drop_broken_slot()
-                if acquired:  # the runs carry on; a new keeper acquires for whoever waits
-                    logger.warning("a slot of %s was lost: %r", self.name, exc)
-                elif self.waiting:  # could not acquire: a waiting run must hear why
-                    self.error = exc
+            self._hold(lease)
+            self.leases.release(lease)
         finally:
             with self.changed:
                 self.keepers -= 1
                 self.changed.notify_all()
 
+    def _hold(self, lease: UUID) -> None:
+        """Keep the lease, renewing it, until the slot has been idle (not lent, awaited or
+        reserved) for LINGER_S, or idle at all when the process ends; then leave the counts
+        without it. The linger spares a run that comes a moment later a Prefect round trip, or
+        a 423 and its Retry-After."""
+        renew_at = time.monotonic() + RENEW_EVERY_S
+        idle_since: float | None = None
+        with self.changed:
+            while True:
+                now = time.monotonic()
+                if now >= renew_at:
+                    if not self._renew_unlocked(lease):
+                        self._drop_broken_slot()
+                        return
+                    renew_at = time.monotonic() + RENEW_EVERY_S
+                    continue
+                if not self._idle():
+                    idle_since = None
+                elif self.closing or (idle_since is not None and now >= idle_since + LINGER_S):
+                    self.held -= 1
+                    self.free -= 1
+                    return
+                elif idle_since is None:
+                    idle_since = now
+                wake = renew_at if idle_since is None else min(renew_at, idle_since + LINGER_S)
+                self.changed.wait(wake - now)
+
+    def _renew_unlocked(self, lease: UUID) -> bool:
+        """Renew without holding the counts' lock: runs here go on meanwhile."""
+        self.changed.release()
+        try:
+            return self.leases.renew(lease)
+        finally:
+            self.changed.acquire()
+
     def _drop_broken_slot(self) -> None:
         """A held slot's lease broke: it no longer counts against the limit, so it is dropped
-        (a free one at once, a lent one when given back) instead of being lent again."""
+        (a free one at once, a lent one when given back) instead of being lent again. A run
+        using it carries on: it has likely submitted already, and its task is paid for."""
+        logger.warning("a slot of %s was lost; the next run acquires a new one", self.name)
         self.held -= 1
         if self.free:
             self.free -= 1
@@ -212,24 +318,6 @@ class _Keepers:
 
     def _idle(self) -> bool:
         return self.free > self.reserved and self.waiting == 0
-
-    def _hold_while_wanted(self) -> None:
-        """Return once the slot has been idle (not lent, awaited or reserved) for LINGER_S, or
-        idle at all when the process ends. The linger spares a run that comes a moment later
-        a Prefect round trip — or a 423 and its Retry-After while this slot is on its way back.
-        """
-        while True:
-            # in steps: Prefect cancels a keeper whose lease broke by an exception injected
-            # into this thread, which a blocked wait would only see once woken
-            while not self.changed.wait_for(self._idle, timeout=WAKE_S):
-                pass
-            if self.closing:
-                return
-            wanted_again = self.changed.wait_for(
-                lambda: self.closing or not self._idle(), timeout=LINGER_S
-            )
-            if not wanted_again or (self.closing and self._idle()):
-                return
 
     def close(self) -> None:
         with self.changed:
@@ -283,38 +371,85 @@ def _release_on_exit() -> None:
 
 
 class Slot:
-    """A run's claim on one of the key's slots: reserved on entry, `take()`n before the submit."""
+    """A run's claim on one of the key's slots, from its staged input to the end of its polling.
 
-    def __init__(self, keepers: _Keepers | None, timeout_s: float) -> None:
-        self.keepers, self.timeout_s, self.taken = keepers, timeout_s, False
+    Up to the key's size of this process's runs get ready to submit at once (look up, upload,
+    price, wait for a slot): in a batch that starts more items than there are slots, the first
+    wave then has the machine to itself and reaches RunningHub sooner, and the rest follow as
+    slots' holders submit. `reserve()` starts acquiring the Prefect slot in the background,
+    `take()` waits for it (bounded) and hands the turn to the next run.
+    """
+
+    def __init__(
+        self, keepers: _Keepers | None, timeout_s: float, settings: Settings | None = None
+    ) -> None:
+        """KEEPERS None: resolved from SETTINGS when first needed, or no limit without them."""
+        self.keepers, self.timeout_s, self.settings = keepers, timeout_s, settings
+        self.turn = self.reserved = self.taken = False
+
+    @property
+    def off(self) -> bool:
+        return self.keepers is None and self.settings is None
+
+    def wait_turn(self) -> None:
+        if self.keepers is not None:
+            self.keepers.start_turn()
+            self.turn = True
+
+    def _resolved(self) -> _Keepers:
+        if self.keepers is None:
+            assert self.settings is not None
+            self.keepers = _keepers_for(*ensure_limit(self.settings))
+        return self.keepers
+
+    def reserve(self) -> None:
+        if not (self.off or self.reserved or self.taken):
+            self._resolved().reserve(self.timeout_s)
+            self.reserved = True
 
     def take(self) -> None:
         """Wait (bounded) until the slot is this run's; a no-op when the limit is off."""
-        if self.keepers is not None and not self.taken:
-            self.keepers.lend(self.timeout_s, reserved=True)
-            self.taken = True
+        if self.off or self.taken:
+            return
+        try:
+            self._resolved().lend(self.timeout_s, reserved=self.reserved)
+        finally:
+            self.reserved = False
+            self._end_turn()
+        self.taken = True
+
+    def close(self) -> None:
+        if self.keepers is None:
+            return
+        if self.taken:
+            self.keepers.give_back()
+        elif self.reserved:
+            self.keepers.cancel()
+        self._end_turn()
+
+    def _end_turn(self) -> None:
+        if self.turn and self.keepers is not None:
+            self.keepers.end_turn()
+            self.turn = False
 
 
 @contextmanager
 def runninghub_slot(settings: Settings) -> Iterator[Slot]:
-    """A slot of the key for the block: acquired from here on in the background, held from
-    `take()` to the end of the block.
+    """A slot of the key for the block (see `Slot`), given back at its end.
 
-    Reserving early hides the Prefect round trip behind the upload and the price preview.
-    RH_EXTEND_CONCURRENCY_LIMIT=0 turns the Prefect-side limit off: runs then rely on the
-    client's bounded waiting when RunningHub answers 1520/421.
+    Entered before the run's input is checked, so it makes no API call itself: the turn waits
+    only when this process already knows the limit (a batch learns it before fanning out), and
+    the limit is looked up at `reserve()`. RH_EXTEND_CONCURRENCY_LIMIT=0 turns the Prefect-side
+    limit off: runs then rely on the client's bounded waiting when RunningHub answers 1520/421.
     """
     if settings.concurrency_limit == 0:
         yield Slot(None, 0.0)
         return
-    name, slots = ensure_limit(settings)
-    keepers = _keepers_for(name, slots)
-    keepers.reserve(settings.concurrency_wait_s)
-    slot = Slot(keepers, settings.concurrency_wait_s)
+    name = limit_name(settings)
+    known = _keepers_for(name, _ensured[name]) if name in _ensured else None
+    slot = Slot(known, settings.concurrency_wait_s, settings)
+    slot.wait_turn()
     try:
         yield slot
     finally:
-        if slot.taken:
-            keepers.give_back()
-        else:
-            keepers.cancel()
+        slot.close()

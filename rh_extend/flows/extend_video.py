@@ -244,18 +244,19 @@ def run_chain(
     check_settings(settings)
     budget = max_cost if max_cost is not None else settings.max_cost
     timings: dict[str, float] = {}
-    with _timed(timings, "stage"):
-        staged = steps.stage(source, model)
-    expected_s = staged.info.duration_s + spec.added_seconds(staged.info.duration_s, params)
-    key = request_key(staged.sha256, model, params, take)
-    progress.emit("stage", "info", data={"request_key": key})
-    observe.track_run(key, model, timings)
-    earlier = steps.look_up(key, resubmit)
-    if isinstance(earlier, ExtendResult):
-        return _with_run_id(earlier)
-    submitted = earlier
-    price = None
-    with runninghub_slot(settings) as slot:  # acquired while the upload runs
+    with runninghub_slot(settings) as slot:  # a turn to get ready now, the slot itself later
+        with _timed(timings, "stage"):
+            staged = steps.stage(source, model)
+        expected_s = staged.info.duration_s + spec.added_seconds(staged.info.duration_s, params)
+        key = request_key(staged.sha256, model, params, take)
+        progress.emit("stage", "info", data={"request_key": key})
+        observe.track_run(key, model, timings)
+        slot.reserve()  # acquired while the lookup and the upload run
+        earlier = steps.look_up(key, resubmit)
+        if isinstance(earlier, ExtendResult):
+            return _with_run_id(earlier)
+        submitted = earlier
+        price = None
         if submitted is None:
             with _timed(timings, "upload"):
                 video_url, price = steps.upload(staged, key, model, params, budget)

@@ -7,7 +7,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -31,17 +30,25 @@ def limit() -> Iterator[str]:
 
 @pytest.fixture
 def acquisitions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every Prefect slot acquisition the keepers make (the real call still happens)."""
+    """Every Prefect lease the keepers ask for (the real call still happens)."""
+    from prefect.client.orchestration import SyncPrefectClient
+
     made: list[str] = []
+    real = SyncPrefectClient.increment_concurrency_slots_with_lease
 
-    @contextmanager
-    def counted(name: str, **options: Any) -> Iterator[None]:
-        made.append(name)
-        with concurrency(name, **options):
-            yield
+    def counted(client: SyncPrefectClient, names: list[str], *args: Any, **kw: Any) -> Any:
+        made.extend(names)
+        return real(client, names, *args, **kw)
 
-    monkeypatch.setattr(limits, "concurrency", counted)
+    monkeypatch.setattr(SyncPrefectClient, "increment_concurrency_slots_with_lease", counted)
     return made
+
+
+@pytest.fixture
+def short_leases(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leases renewed after 1 s: renewal within a test's time."""
+    monkeypatch.setattr(limits, "RENEW_EVERY_S", 1.0)
+    monkeypatch.setattr(limits, "RENEW_RETRY_S", (0.1, 0.1, 0.1))
 
 
 def _active(name: str) -> int:
@@ -160,6 +167,7 @@ def renewals(monkeypatch: pytest.MonkeyPatch) -> Renewals:
     return seen
 
 
+@pytest.mark.usefixtures("short_leases")
 def test_a_keeper_renews_its_lease_after_the_run_that_spawned_it_has_ended(
     limit: str, renewals: Renewals
 ) -> None:
@@ -203,11 +211,12 @@ def test_a_keeper_renews_its_lease_after_the_run_that_spawned_it_has_ended(
     keepers.join(5)
 
 
+@pytest.mark.usefixtures("short_leases")
 def test_a_broken_lease_drops_its_slot_and_leaves_the_runs_alone(
     limit: str, renewals: Renewals
 ) -> None:
     keepers = limits._Keepers(limit, 1)
-    renewals.refusals = 3  # Prefect's attempts at one renewal: this lease breaks, later ones don't
+    renewals.refusals = 1 + len(limits.RENEW_RETRY_S)  # this lease breaks, later ones don't
     keepers.lend(10)  # the first run has the slot, and has submitted
     second: dict[str, Any] = {}
 
@@ -220,7 +229,7 @@ def test_a_broken_lease_drops_its_slot_and_leaves_the_runs_alone(
 
     waiter = threading.Thread(target=second_run)
     waiter.start()
-    _until("the lease given up after Prefect's renewal attempts", lambda: keepers.broken == 1)
+    _until("the lease given up after the renewal attempts", lambda: keepers.broken == 1)
     waiter.join(30)
     assert second == {"got": True}  # a new keeper acquired for it; no error reached it
     assert keepers.broken == 1  # the first run's slot: dropped when given back, never lent
@@ -228,5 +237,33 @@ def test_a_broken_lease_drops_its_slot_and_leaves_the_runs_alone(
     keepers.give_back()  # the first run ends: its broken slot is dropped, not lent
     assert (keepers.broken, keepers.free) == (0, 0)
     keepers.give_back()
+    _until("the slot back in Prefect", lambda: _active(limit) == 0)
+    keepers.join(5)
+
+
+def test_only_as_many_runs_get_ready_to_submit_as_there_are_slots(limit: str) -> None:
+    """The third run of a size-2 limit starts staging once one of the first two has its slot."""
+    keepers = limits._Keepers(limit, 2)
+    first, second = limits.Slot(keepers, 10), limits.Slot(keepers, 10)
+    first.wait_turn()
+    second.wait_turn()
+    third_started = threading.Event()
+
+    def third_run() -> None:
+        limits.Slot(keepers, 10).wait_turn()
+        third_started.set()
+
+    waiter = threading.Thread(target=third_run)
+    waiter.start()
+    _until("the third run waiting for its turn", lambda: keepers.changed._waiters)  # type: ignore[attr-defined]
+    first.reserve()  # uploading: still its turn
+    assert not third_started.wait(0.3)
+    first.take()  # about to submit: the turn passes on
+    assert third_started.wait(5)
+    waiter.join(5)
+    assert keepers.turns == 2
+    second.close()  # ended before its submit (already archived, say): its turn ends too
+    first.close()
+    assert keepers.turns == 1 and keepers.free == 1  # the slot lingers, ready for the next run
     _until("the slot back in Prefect", lambda: _active(limit) == 0)
     keepers.join(5)
