@@ -58,7 +58,7 @@ def measure(root: Path, runs: int, quick: bool) -> dict[str, Any]:
             ("first request", ", ".join(sorted(first_paths))),
             ("whole command (2 s video, 0.5 s task)", whole.text()),
         ],
-        "checks": [("≤ 3 s", first.median, 3.0, first.high <= 3.0)],
+        "checks": [("≤ 3 s (worst run)", first.high, 3.0, first.high <= 3.0)],
         "failures": [],
         "raw": {"first": first.values},
     }
