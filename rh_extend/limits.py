@@ -374,10 +374,10 @@ class Slot:
     """A run's claim on one of the key's slots, from its start to the end of its polling.
 
     Up to the key's size of this process's runs get ready to submit at once (stage, look up,
-    upload, price, wait for a slot): in a batch that starts more items than there are slots, the first
-    wave then has the machine to itself and reaches RunningHub sooner, and the rest follow as
-    slots' holders submit. `reserve()` starts acquiring the Prefect slot in the background,
-    `take()` waits for it (bounded) and hands the turn to the next run.
+    upload, price, wait for a slot): in a batch that starts more items than there are slots,
+    the first wave then has the machine to itself and reaches RunningHub sooner, and the rest
+    follow as slots' holders submit. `reserve()` starts acquiring the Prefect slot in the
+    background, `take()` waits for it (bounded) and hands the turn to the next run.
     """
 
     def __init__(
