@@ -10,8 +10,8 @@ no API call, instead of being released and acquired again (≈ 70 ms, and a 423 
 the waiter sleep its Retry-After, about one average occupancy, while RunningHub sits idle). A
 keeper releases its slot to Prefect once no run here has wanted it for LINGER_S (at once when
 the process ends), in the background: the limit still bounds all processes together, and a
-finished run doesn't wait for the release. A run reserves its slot before its upload, so the
-Prefect round trip happens while the video uploads.
+finished run doesn't wait for the release. A run reserves its slot once its input is staged,
+so the Prefect round trip happens while it looks up earlier results and uploads the video.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from http import HTTPStatus
 from uuid import UUID
 
 import httpx
@@ -41,7 +42,6 @@ DEFAULT_SLOTS = 3
 LEASE_S = 60.0
 RENEW_EVERY_S = LEASE_S / 2  # renewed half-way: time for the retries below before it lapses
 RENEW_RETRY_S = (1.0, 2.0, 4.0)
-LOCKED = 423
 LINGER_S = 2.0  # an idle slot stays with this process that long before going back to Prefect
 logger = logging.getLogger("rh_extend.limits")
 _ensured: dict[str, int] = {}  # limit name → its slots, as read or created
@@ -91,6 +91,10 @@ def ensure_limit(settings: Settings) -> tuple[str, int]:
     return name, slots
 
 
+def _status(exc: Exception) -> int | None:
+    return exc.response.status_code if isinstance(exc, httpx.HTTPStatusError) else None
+
+
 class _Leases:
     """Prefect's lease API for one global concurrency limit, through one client of this process.
 
@@ -122,7 +126,7 @@ class _Leases:
                     names=[self.name], slots=1, mode="concurrency", lease_duration=LEASE_S
                 )
             except httpx.HTTPStatusError as exc:
-                if exc.response.status_code != LOCKED:
+                if exc.response.status_code != HTTPStatus.LOCKED:
                     raise
                 pause = float(exc.response.headers.get("Retry-After", 1.0))
                 if time.monotonic() + pause > deadline:
@@ -141,10 +145,7 @@ class _Leases:
                 self.client.renew_concurrency_lease(lease_id=lease, lease_duration=LEASE_S)
                 return True
             except Exception as exc:
-                gone = isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code in (
-                    404,
-                    410,
-                )
+                gone = _status(exc) in (HTTPStatus.NOT_FOUND, HTTPStatus.GONE)
                 logger.warning("renewing a slot of %s failed: %r", self.name, exc)
                 if gone or pause is None:
                     return False
@@ -332,8 +333,8 @@ class _Keepers:
 
 def _keeper_context() -> contextvars.Context:
     """The Prefect settings in effect here (API URL, profile) and nothing of the run spawning
-    the keeper: a keeper outlives that run, and the run's Prefect client, which a copied context
-    would hand to the lease renewal, is closed when the run ends."""
+    the keeper: a keeper outlives that run, and in a copied context `get_client()` would hand
+    the keeper that run's Prefect client, closed when the run ends."""
     context = contextvars.Context()
     if (settings := SettingsContext.get()) is not None:
         context.run(SettingsContext.__var__.set, settings)

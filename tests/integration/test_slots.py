@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -91,23 +91,33 @@ def test_a_given_back_slot_goes_to_the_next_run_here_without_a_round_trip(
     assert keepers.keepers == 0 and keepers.held == 0 and keepers.free == 0
 
 
-def test_a_slot_held_by_another_process_bounds_the_runs_here(limit: str) -> None:
-    elsewhere_holds = threading.Event()
-    release = threading.Event()
+def _held_elsewhere(limit: str) -> Callable[[], None]:
+    """The limit's one slot held by Prefect's own concurrency(), as another process would;
+    returns the call that releases it (and waits until it has)."""
+    holds, release = threading.Event(), threading.Event()
 
-    def other_process() -> None:  # Prefect's own concurrency(), as another process would use it
+    def other_process() -> None:
         with concurrency(limit, occupy=1, timeout_seconds=10, strict=True):
-            elsewhere_holds.set()
+            holds.set()
             release.wait(10)
 
     other = threading.Thread(target=other_process)
     other.start()
-    assert elsewhere_holds.wait(10)
+    assert holds.wait(10)
+
+    def released() -> None:
+        release.set()
+        other.join(10)
+
+    return released
+
+
+def test_a_slot_held_by_another_process_bounds_the_runs_here(limit: str) -> None:
+    release_elsewhere = _held_elsewhere(limit)
     keepers = limits._Keepers(limit, 1)
     with pytest.raises(TimeoutError):
         keepers.lend(1.5)
-    release.set()
-    other.join(10)
+    release_elsewhere()
     keepers.lend(60)  # now free: acquired after Prefect's Retry-After
     assert _active(limit) == 1
     keepers.give_back()
@@ -176,17 +186,7 @@ def test_a_keeper_renews_its_lease_after_the_run_that_spawned_it_has_ended(
     from prefect import flow
 
     keepers = limits._Keepers(limit, 1)
-    release = threading.Event()
-    elsewhere_holds = threading.Event()
-
-    def other_process() -> None:
-        with concurrency(limit, occupy=1, timeout_seconds=10, strict=True):
-            elsewhere_holds.set()
-            release.wait(10)
-
-    other = threading.Thread(target=other_process)
-    other.start()
-    assert elsewhere_holds.wait(10)
+    release_elsewhere = _held_elsewhere(limit)
 
     @flow(name="slot-reserving-run")
     def run_that_reserves_and_ends() -> None:
@@ -199,8 +199,7 @@ def test_a_keeper_renews_its_lease_after_the_run_that_spawned_it_has_ended(
     run.join(30)
     _until("the other holder's lease renewed", lambda: renewals.outcomes)
     renewals.outcomes.clear()  # from here on, renewals are the keeper's
-    release.set()
-    other.join(10)
+    release_elsewhere()
     _until("the keeper holding the slot", lambda: keepers.held == 1)
     _until("its lease renewed", lambda: len(renewals.outcomes) >= 1)
     assert renewals.outcomes[0] is None, f"renewal failed: {renewals.outcomes[0]!r}"
