@@ -30,7 +30,10 @@ lint: $(STAMP)
 	$(BIN)/mypy runninghub
 	$(BIN)/mypy sandbox rh_extend
 
+# The tests' Prefect API runs on a throwaway PostgreSQL cluster (tests/conftest.py).
 test: lint
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || \
+		{ apt-get update && apt-get install -y --no-install-recommends postgresql; }
 	$(BIN)/pytest -q -p no:cacheprovider --durations=10
 
 unit: $(STAMP)

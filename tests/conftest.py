@@ -6,7 +6,11 @@ Unit tests don't ask for these fixtures and so never start them.
 from __future__ import annotations
 
 import hashlib
+import shutil
+import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -14,14 +18,46 @@ import pytest
 from rh_extend.localstack import LocalStack, environment, local_stack
 from rh_extend.media import make_sample_clip
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for its PostgreSQL
+from benchmarks.servers import Postgres, free_port
+
 
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[str]:
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
+    """Prefect's test harness (its API server in a subprocess), on PostgreSQL, not SQLite.
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield str(PREFECT_API_URL.value())
+    On the harness's SQLite, concurrent runs now and then found the database locked for up to
+    60 s (the server's busy timeout): tests then took minutes, or failed with Prefect's 503 once
+    its client's retries ran out. PostgreSQL is also what production runs on.
+    """
+    import prefect.context
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.server.database.dependencies import temporary_database_interface
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_SERVER_DATABASE_CONNECTION_URL,
+        temporary_settings,
+    )
+
+    root = Path(tempfile.mkdtemp(prefix="rh-tests-prefect-"))
+    with ExitStack() as stack:
+        stack.callback(shutil.rmtree, root, True)
+        database = Postgres(root)
+        stack.callback(database.stop)
+        url = database.start()
+        stack.enter_context(temporary_database_interface())
+        stack.enter_context(temporary_settings({PREFECT_SERVER_DATABASE_CONNECTION_URL: url}))
+        server = SubprocessASGIServer(port=free_port())
+        server.start(timeout=120)
+        stack.callback(server.stop)
+        stack.enter_context(temporary_settings({PREFECT_API_URL: server.api_url}))
+        # as prefect_test_harness: contexts copied before now (slot keepers) see this API too
+        stack.enter_context(
+            prefect.context._temporary_global_settings_context(
+                prefect.context.get_settings_context()
+            )
+        )
+        yield server.api_url
 
 
 @pytest.fixture(scope="session")
