@@ -43,6 +43,7 @@ LEASE_S = 60.0
 RENEW_EVERY_S = LEASE_S / 2  # renewed half-way: time for the retries below before it lapses
 RENEW_RETRY_S = (1.0, 2.0, 4.0)
 LINGER_S = 2.0  # an idle slot stays with this process that long before going back to Prefect
+SUBMITS_FIRST_S = 0.5  # at most this long a finished run lets others' submits go first
 logger = logging.getLogger("rh_extend.limits")
 _ensured: dict[str, int] = {}  # limit name → its slots, as read or created
 
@@ -118,6 +119,11 @@ class _Leases:
                 self._client.__enter__()
             return self._client
 
+    def warm(self) -> None:
+        """Open the client and fetch its CSRF token now, with one harmless POST: else a batch's
+        first keepers each fetch a token at once while the first wave waits for its slots."""
+        _keeper_context().run(lambda: self.client.read_global_concurrency_limits(limit=1))
+
     def acquire(self, deadline: float) -> UUID:
         """A lease on one slot, waiting (Prefect's Retry-After) until DEADLINE at most."""
         while True:
@@ -174,6 +180,7 @@ class _Keepers:
         self.reserved = 0  # runs that will want a slot soon (acquired ahead for them)
         self.broken = 0  # lent slots whose lease broke: dropped, not lent again, when given back
         self.turns = 0  # runs here between their start and their `take()` (see Slot)
+        self.submitting = 0  # runs here between getting their slot and their submit's answer
         self.closing = False
         self.error: BaseException | None = None
         self.changed = threading.Condition()
@@ -223,8 +230,22 @@ class _Keepers:
                         )
                     self.changed.wait(left)
                 self.free -= 1
+                self.submitting += 1
             finally:
                 self.waiting -= 1
+
+    def end_submit(self) -> None:
+        with self.changed:
+            self.submitting -= 1
+            self.changed.notify_all()
+
+    def wait_for_submits(self, timeout_s: float) -> None:
+        """Until no run here is about to submit: none between its slot and its submit's answer,
+        no slot free while a run waits for one. Bounded: it only orders work, never blocks it."""
+        with self.changed:
+            self.changed.wait_for(
+                lambda: self.submitting == 0 and not (self.free and self.waiting), timeout_s
+            )
 
     def give_back(self) -> None:
         with self.changed:
@@ -350,6 +371,12 @@ def _keepers_for(name: str, size: int) -> _Keepers:
         return _keepers.setdefault(name, _Keepers(name, size))
 
 
+def warm_slots(settings: Settings) -> None:
+    """Learn the key's limit and open the client its slots are leased through, before runs
+    here ask for slots (a batch, before it fans out)."""
+    _keepers_for(*ensure_limit(settings)).leases.warm()
+
+
 def release_idle_slots(timeout_s: float = 2.0) -> None:
     """Give every idle slot back to Prefect now instead of after its linger: for a command that
     is about to exit (a Prefect API started in-process, ephemeral, stops with it)."""
@@ -386,7 +413,7 @@ class Slot:
     ) -> None:
         """KEEPERS None: resolved from SETTINGS when first needed, or no limit without them."""
         self.keepers, self.timeout_s, self.settings = keepers, timeout_s, settings
-        self.turn = self.reserved = self.taken = False
+        self.turn = self.reserved = self.taken = self.submitting = False
 
     @property
     def off(self) -> bool:
@@ -417,16 +444,33 @@ class Slot:
         finally:
             self.reserved = False
             self._end_turn()
-        self.taken = True
+        self.taken = self.submitting = True
+
+    def submitted(self) -> None:
+        """The run's submit has been answered (see `let_submits_go_first`)."""
+        self._end_submit()
+
+    def let_submits_go_first(self, timeout_s: float = SUBMITS_FIRST_S) -> None:
+        """Wait (briefly) while other runs here submit: a run that has just given its slot back
+        downloads and archives at the very moment the next run claims and submits on it, and on a
+        busy machine that claim and submit are what the key's idle slot waits for."""
+        if self.keepers is not None:
+            self.keepers.wait_for_submits(timeout_s)
 
     def close(self) -> None:
         if self.keepers is None:
             return
+        self._end_submit()
         if self.taken:
             self.keepers.give_back()
         elif self.reserved:
             self.keepers.cancel()
         self._end_turn()
+
+    def _end_submit(self) -> None:
+        if self.submitting and self.keepers is not None:
+            self.keepers.end_submit()
+            self.submitting = False
 
     def _end_turn(self) -> None:
         if self.turn and self.keepers is not None:

@@ -264,12 +264,14 @@ def run_chain(
         if submitted is None:
             with _timed(timings, "submit"):
                 submitted = steps.submit(key, model, video_url, params, resubmit)
+        slot.submitted()
         progress.emit("submit", "info", data={"task_id": submitted.task_id})
         observe.submitted(key, model, submitted, price, timings)
         with _timed(timings, "poll"):
             finished = _finished_at_submit(submitted) or steps.wait(
                 key, submitted.task_id, spec.typical_seconds
             )
+    slot.let_submits_go_first()
     with _timed(timings, "download"):
         downloaded = steps.download(key, submitted.task_id, finished.response)
     manifest = _manifest(key, spec, params, staged, finished, downloaded, expected_s, timings)

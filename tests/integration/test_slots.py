@@ -266,3 +266,28 @@ def test_only_as_many_runs_get_ready_to_submit_as_there_are_slots(limit: str) ->
     assert keepers.turns == 1 and keepers.free == 1  # the slot lingers, ready for the next run
     _until("the slot back in Prefect", lambda: _active(limit) == 0)
     keepers.join(5)
+
+
+def test_a_finished_run_lets_the_next_submit_on_its_slot_go_first(limit: str) -> None:
+    """The run that gives its slot back waits to download until the run taking it has submitted:
+    on a busy machine that claim and submit are what the key's idle slot waits for."""
+    keepers = limits._Keepers(limit, 1)
+    first, second = limits.Slot(keepers, 10), limits.Slot(keepers, 10)
+    first.take()
+    taker = threading.Thread(target=second.take)
+    taker.start()
+    _until("the second run waiting for the slot", lambda: keepers.waiting == 1)
+    first.close()  # its task finished: the slot goes to the second run
+    went_on = threading.Event()
+    archiver = threading.Thread(target=lambda: (first.let_submits_go_first(30), went_on.set()))
+    archiver.start()
+    taker.join(10)
+    assert second.taken and keepers.submitting == 1
+    _until("the first run waiting for the submit", lambda: keepers.changed._waiters)  # type: ignore[attr-defined]
+    assert not went_on.is_set()
+    second.submitted()
+    assert went_on.wait(5)
+    archiver.join(5)
+    second.close()
+    second.let_submits_go_first(0.1)  # nothing in flight: returns at once
+    keepers.join(5)
