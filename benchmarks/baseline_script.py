@@ -75,6 +75,7 @@ async def poll(
     deadline = time.monotonic() + timeout
     delay, calls = interval, 0
     while True:
+        looked_at = time.monotonic()
         response = await http.post(QUERY, json={"taskId": task_id})
         calls += 1
         response.raise_for_status()
@@ -86,7 +87,7 @@ async def poll(
             raise Failed(f"task {task_id} {status}: {answer.get('errorMessage')}")
         if time.monotonic() + delay > deadline:
             raise Failed(f"task {task_id} still {status} after {timeout} s")
-        await asyncio.sleep(delay)
+        await asyncio.sleep(max(0.0, looked_at + delay - time.monotonic()))  # start to start
         delay = min(delay * 1.5, max_interval)
 
 

@@ -446,8 +446,9 @@ class RunningHubClient:
         Up to `max_consecutive_errors` transient errors in a row are tolerated; the next one
         is raised. Unreadable answers (an HTML page from a proxy) count as transient here: a
         query is harmless to repeat, and giving up would orphan a paid task. An unknown
-        status is raised at once. The interval grows ×1.5 up to `max_interval`; the last
-        look happens at the deadline, then PollTimeoutError.
+        status is raised at once. Looks start `interval` apart (start to start: the query's own
+        time is not added to it), which grows ×1.5 up to `max_interval`; the last look happens
+        at the deadline, then PollTimeoutError.
         """
         task_id = self._check_task_id(task_id)
         deadline = clock() + timeout
@@ -455,7 +456,7 @@ class RunningHubClient:
         errors = 0
         last_status = "unknown"
         while True:
-            pause = delay
+            pause, looked_at = delay, clock()
             try:
                 response = self._query_once(task_id, errors + 1)
             except (TransientError, ProtocolError) as error:
@@ -489,7 +490,7 @@ class RunningHubClient:
             # jitter in proportion to the pace (≤ 10 % of the pause), so short intervals stay short
             spread = min(self._retry.jitter, pause * 0.1)
             jitter = random.uniform(0, spread) if spread > 0 else 0.0
-            sleep(min(pause + jitter, remaining))
+            sleep(max(0.0, min(looked_at + pause + jitter - clock(), remaining)))
             delay = min(delay * 1.5, max_interval)
 
     def account_status(self) -> AccountStatus:

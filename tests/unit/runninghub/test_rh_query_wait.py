@@ -169,6 +169,22 @@ def test_wait_interval_is_capped(client: RunningHubClient, mock: respx.MockRoute
     assert clock.sleeps == [10, 15, 20, 20, 20, 20]
 
 
+def test_wait_interval_runs_from_the_start_of_each_look(
+    client: RunningHubClient, mock: respx.MockRouter
+) -> None:
+    """A query that takes 2 s leaves 8 s of sleep to an interval of 10 s, not 10 s more."""
+    clock = FakeClock()
+    bodies = iter(answers(task_body("RUNNING"), task_body("RUNNING"), success_body()))
+
+    def slow(request: httpx.Request) -> httpx.Response | Exception:
+        clock.now += 2.0
+        return next(bodies)
+
+    mock.post(QUERY).mock(side_effect=slow)
+    wait(client, clock, interval=10, max_interval=20)
+    assert clock.sleeps == [8.0, 13.0]
+
+
 def test_wait_failure_raises_with_reason(client: RunningHubClient, mock: respx.MockRouter) -> None:
     reason = {"exception_type": "RuntimeError", "exception_message": "decoder crashed"}
     usage = {"thirdPartyConsumeMoney": "1.00"}
