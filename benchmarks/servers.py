@@ -1,8 +1,8 @@
 """The servers every comparison talks to, each in its own process.
 
-- `Stack`: the RunningHub sandbox and moto's S3 server, run by `python -m benchmarks.servers`
-  in a child process (so their threads never compete for the measured process's GIL); steered
-  over the sandbox's HTTP control API (`/_sandbox/...`).
+- `Stack`: the RunningHub sandbox, run by `python -m benchmarks.servers` in a child process
+  (so its threads never compete for the measured process's GIL), and moto's S3 server in a
+  child of that one; steered over the sandbox's HTTP control API (`/_sandbox/...`).
 - `PrefectServer`: a real `prefect server start` on 127.0.0.1 (SQLite, or a throwaway
   PostgreSQL cluster with `postgres=True`), with its own PREFECT_HOME.
 """
@@ -74,7 +74,7 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float = 30.0) -> None:
 
 
 class Stack:
-    """Sandbox + moto S3 in a child process. `env` is what a client needs to use them."""
+    """Sandbox and moto S3, each in a process of its own. `env` is what a client needs."""
 
     def __init__(self, workdir: Path, publish: list[Path] | None = None, **sandbox: Any) -> None:
         self.workdir = workdir
@@ -212,23 +212,39 @@ class RequestLog:
         await self.app(scope, receive, send)
 
 
+def _start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    """moto's S3 server in a process of its own, as S3 is a service of its own: in the sandbox's
+    process every S3 call would queue behind status calls for that process's GIL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,  # werkzeug logs a line per request
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"moto server exited with {proc.returncode}")
+        try:
+            return httpx.get(f"{endpoint}/moto-api/", timeout=2).status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    wait_for("moto server", up, 60)
+    return proc, endpoint
+
+
 def _serve(options: dict[str, Any], publish: list[str]) -> None:
     """Child process: start both servers, print one JSON line, run until stdin closes.
 
-    As `rh_extend.localstack.local_stack`, plus the request log around the sandbox's app."""
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
+    As `rh_extend.localstack.local_stack`, plus the request log around the sandbox's app, and
+    with moto in a process of its own (a child of this one, in the same process group)."""
     from rh_extend.localstack import LOCAL_API_KEY, LOCAL_BUCKET, LocalStack, _env
     from sandbox import SandboxConfig, SandboxServer
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
+    moto, endpoint = _start_moto()
     try:
-        host, port = moto.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
         sandbox = SandboxServer(SandboxConfig(**{"api_keys": {LOCAL_API_KEY}, **options}))
         sandbox.app = RequestLog(sandbox.app)  # type: ignore[assignment]  # any ASGI app
         with sandbox:
@@ -249,7 +265,8 @@ def _serve(options: dict[str, Any], publish: list[str]) -> None:
             print(json.dumps(info), flush=True)
             sys.stdin.read()  # EOF when the parent closes the pipe or dies
     finally:
-        moto.stop()
+        moto.terminate()
+        moto.wait(timeout=10)
 
 
 # ---------------------------------------------------------------------------- Prefect
