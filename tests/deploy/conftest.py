@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from benchmarks.servers import Postgres
 from rh_extend.localstack import LocalStack
 
 BIN = Path(sys.executable).parent
@@ -197,14 +200,25 @@ FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectApi]:
-    """`prefect server start` on 127.0.0.1 with a fresh SQLite database in a temp PREFECT_HOME."""
+    """`prefect server start` on 127.0.0.1 in a temp PREFECT_HOME, on a throwaway PostgreSQL
+    cluster (on SQLite its task-run recorder found the database locked for 60 s at a time)."""
     home = tmp_path_factory.mktemp("prefect-home")
+    pg_root = Path(tempfile.mkdtemp(prefix="rh-tests-deploy-pg-"))  # reachable by `postgres`
+    database = Postgres(pg_root)
+    try:
+        yield from _server_on(home, database.start())
+    finally:
+        database.stop()
+        shutil.rmtree(pg_root, ignore_errors=True)
+
+
+def _server_on(home: Path, database_url: str) -> Iterator[PrefectApi]:
     port = free_port()
     env = {
         **_clean_env(),
         **QUIET,
         "PREFECT_HOME": str(home),
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
+        "PREFECT_API_DATABASE_CONNECTION_URL": database_url,
         "PREFECT_UI_ENABLED": "false",
         "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
     }
