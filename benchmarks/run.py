@@ -144,6 +144,21 @@ CHANGES: list[str] = [
     "found by CI: a keeper renewed its lease with the Prefect client of the run that started "
     "it, closed once that run ended; the failed renewal cancelled the keeper and the error "
     "reached a run waiting for a slot (test_chaos).",
+    "P1, fourth round (session 4; dev runs on the P1 stack, one at a time, the handover "
+    "measured per task from a timing patch and the sandbox's history). Changes: (1) submits "
+    "first: a run that has given its slot back waits (≤ 0.5 s) until the run taking the slot "
+    "has claimed and submitted, then downloads and archives (rh_extend/limits.py, "
+    "`Slot.let_submits_go_first`): the gap from one task's end to the next task's start on "
+    "a slot fell from ≈ 135 ms to ≈ 100 ms mean (claim 32 → 20 ms, submit 17 → 10 ms "
+    "median; the script's gap ≈ 105 ms); (2) the slots' lease client is opened (and its CSRF "
+    "token fetched) once in `warm_up`, not by each first keeper at once; (3) status calls "
+    "start `interval` apart, not interval + the call's own time (client and script alike); "
+    "(4) harness: moto's S3 server runs in its own process instead of sharing the sandbox's "
+    "GIL (both sides), and drive_flow imports what a flow's first call imports (FastAPI's "
+    "encoder, the flow and task engines: ≈ 0.2 s) before the clock, as the script imports "
+    "its libraries: start → first submit fell from 0.7 s to ≈ 0.45 s. Tried and dropped: "
+    "holding the turn through the submit (no gain beyond (1), and the SQLite test harness "
+    "stalled more often with it); `sys.setswitchinterval(0.001)` (no effect).",
     "P3: the download no longer fsyncs before renaming the file into place (0.6 s per GiB): "
     "the file is read back at once and a rerun downloads again rather than trusting it.",
     "P3, first measurement (128 MiB, quick mode): peak RSS 153 MB, because the measuring "
@@ -227,8 +242,8 @@ def render(
         + (" — **quick mode: small sizes, not the real targets**" if info["quick"] else ""),
         f"- **Load average** (1 min) when each comparison started→ended: {info['loads']}"
         + (f" — {info['load_note']}" if info.get("load_note") else ""),
-        "- All servers on 127.0.0.1: the RunningHub sandbox and moto's S3 server in one child "
-        "process, `prefect server start` in another (PostgreSQL for P1, SQLite and PostgreSQL "
+        "- All servers on 127.0.0.1, each in a process of its own: the RunningHub sandbox, "
+        "moto's S3 server, `prefect server start` (PostgreSQL for P1, SQLite and PostgreSQL "
         "for P2, SQLite otherwise); each client in a fresh process.",
         "",
         "## Targets",
