@@ -30,10 +30,14 @@ lint: $(STAMP)
 	$(BIN)/mypy runninghub
 	$(BIN)/mypy sandbox rh_extend
 
-# The tests' Prefect API runs on a throwaway PostgreSQL cluster (tests/conftest.py).
-test: lint
+# PostgreSQL's binaries, installed when missing: the tests' Prefect API, `bench` and `scale-out`
+# run on throwaway local clusters (benchmarks/servers.py).
+.PHONY: postgres
+postgres:
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || \
 		{ apt-get update && apt-get install -y --no-install-recommends postgresql; }
+
+test: lint postgres
 	$(BIN)/pytest -q -p no:cacheprovider --durations=10
 
 unit: $(STAMP)
@@ -45,9 +49,7 @@ clean:
 # Scale-out check, not part of `make test`: Prefect server on PostgreSQL (a local cluster on
 # 127.0.0.1) and two workers of the video-extend pool share two racing batches of 12 videos.
 .PHONY: scale-out
-scale-out: $(STAMP)
-	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || \
-		{ apt-get update && apt-get install -y --no-install-recommends postgresql; }
+scale-out: $(STAMP) postgres
 	$(BIN)/python scripts/scale_out.py
 
 # The browser check of docs/observability.md: one run against a local `prefect server start`,
@@ -60,8 +62,6 @@ screenshot: $(STAMP)
 # Benchmarks, not part of `make test`: rh-extend vs a plain asyncio + httpx + boto3 script, on
 # this machine; writes docs/benchmarks.md. P1 needs PostgreSQL (installed here when missing).
 .PHONY: bench
-bench: $(STAMP)
-	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || \
-		{ apt-get update && apt-get install -y --no-install-recommends postgresql; }
+bench: $(STAMP) postgres
 	command -v curl >/dev/null || { apt-get update && apt-get install -y --no-install-recommends curl; }
 	PYTHONPATH=$(CURDIR) $(BIN)/python -m benchmarks.run $(BENCH_ARGS)

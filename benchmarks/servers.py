@@ -20,7 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -326,6 +327,19 @@ class Postgres:
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
             self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+
+@contextmanager
+def throwaway_postgres(name: str) -> Iterator[str]:
+    """A cluster in a fresh folder under /tmp (which the `postgres` user can reach, unlike
+    pytest's private tmp folders); its Prefect database URL; stopped and deleted at the end."""
+    root = temp_root(name)
+    database = Postgres(root)
+    try:
+        yield database.start()
+    finally:
+        database.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 class PrefectServer:

@@ -121,8 +121,10 @@ class _Leases:
 
     def warm(self) -> None:
         """Open the client and fetch its CSRF token now, with one harmless POST: else a batch's
-        first keepers each fetch a token at once while the first wave waits for its slots."""
-        _keeper_context().run(lambda: self.client.read_global_concurrency_limits(limit=1))
+        first keepers each fetch a token at once while the first wave waits for its slots.
+        Once per process: an open client has its token."""
+        if self._client is None:
+            _keeper_context().run(lambda: self.client.read_global_concurrency_limits(limit=1))
 
     def acquire(self, deadline: float) -> UUID:
         """A lease on one slot, waiting (Prefect's Retry-After) until DEADLINE at most."""
@@ -448,7 +450,9 @@ class Slot:
 
     def submitted(self) -> None:
         """The run's submit has been answered (see `let_submits_go_first`)."""
-        self._end_submit()
+        if self.submitting and self.keepers is not None:
+            self.keepers.end_submit()
+            self.submitting = False
 
     def let_submits_go_first(self, timeout_s: float = SUBMITS_FIRST_S) -> None:
         """Wait (briefly) while other runs here submit: a run that has just given its slot back
@@ -460,17 +464,12 @@ class Slot:
     def close(self) -> None:
         if self.keepers is None:
             return
-        self._end_submit()
+        self.submitted()
         if self.taken:
             self.keepers.give_back()
         elif self.reserved:
             self.keepers.cancel()
         self._end_turn()
-
-    def _end_submit(self) -> None:
-        if self.submitting and self.keepers is not None:
-            self.keepers.end_submit()
-            self.submitting = False
 
     def _end_turn(self) -> None:
         if self.turn and self.keepers is not None:

@@ -6,9 +6,7 @@ Unit tests don't ask for these fixtures and so never start them.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -19,7 +17,7 @@ from rh_extend.localstack import LocalStack, environment, local_stack
 from rh_extend.media import make_sample_clip
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for its PostgreSQL
-from benchmarks.servers import Postgres, free_port
+from benchmarks.servers import free_port, throwaway_postgres
 
 
 @pytest.fixture(scope="session")
@@ -39,12 +37,8 @@ def prefect_api() -> Iterator[str]:
         temporary_settings,
     )
 
-    root = Path(tempfile.mkdtemp(prefix="rh-tests-prefect-"))
     with ExitStack() as stack:
-        stack.callback(shutil.rmtree, root, True)
-        database = Postgres(root)
-        stack.callback(database.stop)
-        url = database.start()
+        url = stack.enter_context(throwaway_postgres("tests-prefect"))
         stack.enter_context(temporary_database_interface())
         stack.enter_context(temporary_settings({PREFECT_SERVER_DATABASE_CONNECTION_URL: url}))
         server = SubprocessASGIServer(port=free_port())

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from benchmarks.servers import Postgres
+from benchmarks.servers import throwaway_postgres
 from rh_extend.localstack import LocalStack
 
 BIN = Path(sys.executable).parent
@@ -203,13 +201,8 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
     """`prefect server start` on 127.0.0.1 in a temp PREFECT_HOME, on a throwaway PostgreSQL
     cluster (on SQLite its task-run recorder found the database locked for 60 s at a time)."""
     home = tmp_path_factory.mktemp("prefect-home")
-    pg_root = Path(tempfile.mkdtemp(prefix="rh-tests-deploy-pg-"))  # reachable by `postgres`
-    database = Postgres(pg_root)
-    try:
-        yield from _server_on(home, database.start())
-    finally:
-        database.stop()
-        shutil.rmtree(pg_root, ignore_errors=True)
+    with throwaway_postgres("tests-deploy") as database_url:
+        yield from _server_on(home, database_url)
 
 
 def _server_on(home: Path, database_url: str) -> Iterator[PrefectApi]:
