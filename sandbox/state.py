@@ -114,7 +114,7 @@ class SandboxState:
         key_fp = fingerprint(key)
         price = spec.price(params)
         with self.lock:
-            active = sum(1 for t in self.tasks.values() if t.key_fp == key_fp and not t.terminal)
+            active = sum(1 for t in self.worker.active() if t.key_fp == key_fp)
             if active >= self.config.concurrency_limit:
                 code = str(self.config.concurrency_code)
                 text = "TASK_QUEUE_MAXED" if code == "421" else "concurrent task limit reached"
@@ -204,6 +204,7 @@ class SandboxState:
         """Forget tasks, ledger and faults; restore the configured balance. Files stay."""
         with self.lock:
             self.tasks.clear()
+            self.worker.forget()
             self.billed.clear()
             self.submits_received = 0
             self.balance = self._configured_balance()
