@@ -106,13 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=2)
     parser.add_argument("--workdir", default="/tmp/rh-bench-flow")
     opts = parser.parse_args(argv)
-    from rh_extend.flows.direct import without_heartbeats
+    from rh_extend.flows.direct import direct_runs
     from rh_extend.settings import load_settings
     from rh_extend.tasks.common import warm_up
 
     _import_engines()
     warm_up(load_settings())  # the process's clients, built before the clock starts (as the script)
-    with without_heartbeats():
+    with direct_runs():  # as `rh-extend batch`; runs created inside use the client opened here
         result = batch(opts) if opts.mode == "batch" else sequential(opts)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["cpu_s"] = usage.ru_utime + usage.ru_stime

@@ -328,10 +328,10 @@ def batch(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Extend every video of a manifest or an S3 inbox; exit 1 when every item failed."""
-    from rh_extend.flows.direct import without_heartbeats
+    from rh_extend.flows.direct import direct_runs
     from rh_extend.flows.extend_batch import extend_batch
 
-    with without_heartbeats():
+    with direct_runs():
         try:
             state = extend_batch(
                 manifest=manifest,

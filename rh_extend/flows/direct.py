@@ -6,6 +6,11 @@ to runs a deployment or trigger started) has nothing to patch.
 
 Heartbeats only where they can help: runs created from a deployment.
 
+One Prefect API client for them all: Prefect builds a client per flow run it starts, and each new
+client loads certifi's CA bundle into a TLS context (≈ 30 ms of CPU here, even for an http://
+API), fetches a CSRF token and opens its connections again. Runs this process starts share one
+client instead, opened at the first run and kept until the process ends.
+
 Prefect 3.8.8 beats every flow run from a thread that sleeps in one-second steps and is joined
 when the run ends, so each run's end waits up to 1 s (0.45 s on average, measured: see
 docs/benchmarks.md, P2). Heartbeats serve zombie detection of runs that a worker or `serve`
@@ -21,11 +26,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prefect import tags
-from prefect.context import SettingsContext, get_settings_context
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.context import SettingsContext, SyncClientContext, get_settings_context
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, Settings
 
 _lock = threading.Lock()
 _quiet: dict[int, tuple[Settings, Settings]] = {}  # id(settings) → (settings, without beats)
+_clients: dict[str, SyncPrefectClient] = {}  # API URL → this process's client for it
 
 
 def _without_beats(settings: Settings) -> Settings:
@@ -49,10 +56,48 @@ def without_heartbeats() -> Iterator[None]:
         yield
 
 
+def _shared_client(api_url: str) -> SyncPrefectClient:
+    with _lock:
+        client = _clients.get(api_url)
+        if client is None:
+            # never closed: report writes and slot releases at exit may still use it
+            client = _clients[api_url] = get_client(sync_client=True).__enter__()
+            if get_settings_context().settings.client.server_version_check_enabled:
+                client.raise_for_api_version_mismatch_once()
+        return client
+
+
+@contextmanager
+def shared_api_client() -> Iterator[None]:
+    """Flow runs started inside this block use this process's one client of the Prefect API.
+
+    Not for an ephemeral API (no PREFECT_API_URL): Prefect stops that server with the run, and a
+    client kept open would outlive it.
+    """
+    api_url = get_settings_context().settings.api.url
+    if SyncClientContext.get() is not None or not api_url:
+        yield
+        return
+    context = SyncClientContext.model_construct(client=_shared_client(api_url))
+    token = SyncClientContext.__var__.set(context)  # the client is open: only the variable
+    try:
+        yield
+    finally:
+        SyncClientContext.__var__.reset(token)
+
+
+@contextmanager
+def direct_runs() -> Iterator[None]:
+    """How this process starts flow runs itself: no heartbeats, one API client."""
+    with without_heartbeats(), shared_api_client():
+        yield
+
+
 @contextmanager
 def direct_run(model: object) -> Iterator[None]:
-    """How this process starts `extend_video` itself: no heartbeats, the model tag at creation."""
+    """How this process starts `extend_video` itself: no heartbeats, one API client, the model
+    tag at creation."""
     from rh_extend.observe.hooks import model_tags
 
-    with without_heartbeats(), tags(*model_tags(model)):
+    with direct_runs(), tags(*model_tags(model)):
         yield
