@@ -24,6 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 SHA256_META = "sha256"
+S3_CONNECTIONS = 64
 TRANSFER = TransferConfig(multipart_threshold=64 * 1024**2, multipart_chunksize=16 * 1024**2)
 
 
@@ -68,6 +69,9 @@ def _new_client(checksums: Checksums, aws_environment: tuple[tuple[str, str], ..
         request_checksum_calculation=checksums,
         response_checksum_validation=checksums,
         retries={"mode": "standard", "max_attempts": 5},
+        # one client for every thread of the process: a batch's items, each with up to three
+        # transfers at once; beyond the pool, botocore drops connections and opens new ones
+        max_pool_connections=S3_CONNECTIONS,
     )
     return boto3.client("s3", config=config)
 

@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from rh_extend import observe, progress
 from rh_extend.result import ExtendResult
 from rh_extend.settings import load_settings
+from rh_extend.storage import Archive
 from rh_extend.tasks.common import archive, retry_on_storage
 from rh_extend.tasks.download import Downloaded
 from rh_extend.tasks.stage import StagedSource
@@ -45,11 +46,10 @@ def result_from_manifest(
     )
 
 
-def archived_result(request_key: str) -> ExtendResult | None:
-    """The result an earlier run archived for this request (its manifest), or None."""
-    settings = load_settings()
-    store = archive(settings)
-    manifest = store.read_json(request_key, MANIFEST)
+def archived_result(
+    store: Archive, request_key: str, manifest: dict[str, Any] | None
+) -> ExtendResult | None:
+    """The result an earlier run archived for this request (its MANIFEST, as read), or None."""
     if manifest is None:
         return None
     get_run_logger().info(
@@ -58,7 +58,7 @@ def archived_result(request_key: str) -> ExtendResult | None:
         manifest["output"]["uri"],
     )
     name = manifest["output"]["uri"].rsplit("/", 1)[-1]
-    presigned = store.presign(request_key, name, settings.presign_ttl_s)
+    presigned = store.presign(request_key, name, load_settings().presign_ttl_s)
     observe.publish_run(store, manifest, reused=True)
     return result_from_manifest(manifest, store.uri(request_key, MANIFEST), presigned, reused=True)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -38,10 +39,11 @@ def _resume_or_stop(book: SubmissionBook, request_key: str, record: dict[str, ob
     raise UnresolvedSubmissionError(request_key, book.uri(request_key), str(record.get("since")))
 
 
-def recorded_submission(request_key: str, resubmit: bool = False) -> Submitted | None:
-    """An earlier run's taskId to resume, None to submit, or a stop when its outcome is unknown."""
-    book = _book()
-    record = book.read(request_key)
+def recorded_submission(
+    book: SubmissionBook, request_key: str, record: dict[str, Any] | None, resubmit: bool = False
+) -> Submitted | None:
+    """From the request's submission RECORD (as read): an earlier run's taskId to resume, None to
+    submit, or a stop when its outcome is unknown."""
     if record is None or resubmit:
         return None
     found = _resume_or_stop(book, request_key, record)
