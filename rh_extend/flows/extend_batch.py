@@ -374,8 +374,7 @@ def extend_inline(item: BatchItem) -> ItemOutcome:
             observe.report_failed_run(scope, run.name, parameters, exc, run_id=batch_run_id)
         else:
             outcome = outcome_from_result(item, result, seconds=time.monotonic() - started)
-        observe.report_writes.flush()
-    return _logged(outcome)
+    return _logged(outcome)  # its report is sent in the background; the batch waits at its end
 
 
 @task(name="scan-inbox", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
@@ -509,6 +508,8 @@ def summarize(source: str, outcomes: list[ItemOutcome], scan: InboxScan | None) 
 
 
 def _report(summary: BatchSummary) -> None:
+    """The batch's report and table (sent side by side with the items' last reports) and
+    `rh-extend.batch.finished`; returns once all of them are with Prefect."""
     lines = [
         f"# Batch {summary.source}",
         "",
@@ -520,13 +521,18 @@ def _report(summary: BatchSummary) -> None:
     for o in summary.items:
         detail = o.output_uri if o.status in ("archived", "reused") else (o.cause or "")
         lines.append(f"| {o.label} | {o.status} | {str(detail).replace('|', '/')} |")
-    create_markdown_artifact(
-        "\n".join(lines), key="extend-batch-report", description=summary.line()
-    )
+    batch, markdown, description = str(flow_run.id), "\n".join(lines), summary.line()
+
+    def send_report() -> None:
+        create_markdown_artifact(markdown, key="extend-batch-report", description=description)
+
+    def send_table() -> None:
+        rows = [o.row() for o in summary.items]
+        create_table_artifact(rows, key="extend-batch-items", description=description)
+
+    observe.report_writes.put(("batch-report", batch), send_report)
     if summary.items:
-        create_table_artifact(
-            [o.row() for o in summary.items], key="extend-batch-items", description=summary.line()
-        )
+        observe.report_writes.put(("batch-table", batch), send_table)
     emit_event(
         BATCH_FINISHED,
         resource={
@@ -540,6 +546,7 @@ def _report(summary: BatchSummary) -> None:
             ],
         },
     )
+    observe.report_writes.flush()
 
 
 @flow(name="extend-batch", flow_run_name=_batch_run_name, log_prints=True)

@@ -44,6 +44,10 @@ CONTACT_SHEET = "contact-sheet.png"
 MANIFEST = "manifest.json"
 SUBMISSION = "submission.json"
 PROGRESS_EVERY_S = 5.0
+# A task that ends sooner gets no progress artifact: it is over before a progress bar could
+# help, its timings are in the run's report, and a batch of short tasks would otherwise spend
+# three Prefect writes per video on bars nobody sees.
+PROGRESS_AFTER_S = 5.0
 STAGES = (
     ("stage", "stage"),
     ("upload", "upload"),
@@ -287,20 +291,23 @@ def publish_run(store: Archive, manifest: dict[str, Any], *, reused: bool = Fals
     view = {**manifest, "manifest_uri": uris["manifest"]}
     link_text = f"{uris['output'].rsplit('/', 1)[-1]} ({model}, task {manifest.get('task_id')})"
 
-    def send() -> None:
+    def send_report() -> None:
         create_markdown_artifact(markdown, key=artifact_key(request_key), description=description)
+        if reused:
+            events.video_reused(view)
+        else:
+            events.video_archived(view, archive_s)
+
+    def send_link() -> None:
         create_link_artifact(
             links["output"],
             link_text=link_text,
             key=artifact_key(request_key, "output"),
             description=f"The extended video: {uris['output']} (presigned link, valid 7 days)",
         )
-        if reused:
-            events.video_reused(view)
-        else:
-            events.video_archived(view, archive_s)
 
-    report_writes.put(("report", request_key), send)
+    report_writes.put(("report", request_key), send_report)
+    report_writes.put(("link", request_key), send_link)
 
 
 # --- progress while polling ----------------------------------------------------------------
@@ -309,9 +316,10 @@ def publish_run(store: Archive, manifest: dict[str, Any], *, reused: bool = Fals
 class PollProgress:
     """A progress artifact that follows the task: queued, running, elapsed against typical.
 
-    Updated on every status change and at most every `PROGRESS_EVERY_S` seconds otherwise, so a
-    long generation doesn't turn into hundreds of API writes. Created and written by
-    `report_writes` in the background: a slow Prefect API never holds up the polling.
+    Created once the task has been in flight `PROGRESS_AFTER_S` (or when it fails), then updated
+    on every status change and at most every `PROGRESS_EVERY_S` seconds otherwise, so a long
+    generation doesn't turn into hundreds of API writes. Written by `report_writes` in the
+    background: a slow Prefect API never holds up the polling.
     """
 
     def __init__(self, request_key: str, task_id: str, typical_s: float) -> None:
@@ -324,7 +332,6 @@ class PollProgress:
         self.last_push = 0.0
         self.artifact_id: UUID | None = None
         current_facts().progress = self
-        self._push(0.0, self._describe("SUBMITTED", self.started))
 
     def _push(self, value: float, description: str) -> None:
         def write() -> None:
@@ -382,6 +389,8 @@ class PollProgress:
         if status in ("SUCCESS", "FAILED") and self.running_since is None:
             self.running_since = now
         self.status = status
+        if now - self.started < PROGRESS_AFTER_S:
+            return
         if not changed and now - self.last_push < PROGRESS_EVERY_S:
             return
         self.last_push = now

@@ -41,7 +41,7 @@ from typer.testing import CliRunner
 from rh_extend.cli import app
 from rh_extend.flows.extend_video import extend_video
 from rh_extend.localstack import LOCAL_API_KEY, LocalStack
-from rh_extend.observe import artifact_key, publish_batch_table
+from rh_extend.observe import artifact_key, artifacts, publish_batch_table
 from rh_extend.observe.runs import RunRow, render
 from rh_extend.result import ExtendResult
 from rh_extend.storage import Archive, parse_s3_uri
@@ -77,7 +77,11 @@ def runs(stack: LocalStack, clip: Path) -> Iterator[Runs]:
             params={"code": "1015", "message": f"generation failed for key {LOCAL_API_KEY}"},
         )
         params: dict[str, Any] = {"prompt": PROMPT, "duration": 5, "resolution": "720P"}
-        ok = extend_video(source=str(clip), model="wan-2.7", **params)
+        # the sandbox's task takes 0.7 s: a progress artifact from the first poll on, so that
+        # its whole life is seen (by default a task this short gets none)
+        with pytest.MonkeyPatch.context() as short:
+            short.setattr(artifacts, "PROGRESS_AFTER_S", 0.0)
+            ok = extend_video(source=str(clip), model="wan-2.7", **params)
         again = extend_video(source=str(clip), model="wan-2.7", **params)
         state = extend_video(
             source=str(clip), model=FAIL_MODEL, prompt=FAIL_PROMPT, duration=2, return_state=True
