@@ -186,20 +186,27 @@ class LifecycleWorker:
             self._pool = None
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.TICK):
+        pause = self.TICK
+        while not self._stop.wait(pause):
             try:
-                self.tick(time.monotonic())
+                pause = self.tick(time.monotonic())
             except Exception:  # keep the clock running whatever one task does
                 _log.exception("lifecycle tick failed")
+                pause = self.TICK
 
-    def tick(self, now: float) -> None:
-        """One pass over the non-terminal tasks."""
+    def tick(self, now: float) -> float:
+        """One pass over the non-terminal tasks; returns how long to wait for the next: up to
+        the nearest phase end, at most TICK (a task ends on time, not up to a tick late)."""
+        pause = self.TICK
         with self._lock:
             for task in list(self._active.values()):
                 if not task.terminal:
                     self._advance(task, now)
                 if task.terminal:
                     del self._active[task.task_id]
+                elif task.deadline > now:
+                    pause = min(pause, task.deadline - now)
+        return pause
 
     def active(self) -> list[Task]:
         """The tasks not yet ended (a few may have ended since the last tick)."""
