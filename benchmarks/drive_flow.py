@@ -6,9 +6,9 @@
 `batch`: one `extend_batch` run over a JSONL manifest of COUNT items (each its own `take`, so
 each is a new request). `sequential`: COUNT `extend_video` runs one after another in this
 process (the first one pays the process's warm-up). Both call the flows as `rh-extend extend` and
-`rh-extend batch` do: direct runs, without heartbeats, tagged at creation
-(rh_extend/flows/direct.py). Needs PREFECT_API_URL and the stack's environment (see
-benchmarks/servers.py).
+`rh-extend batch` do: direct runs, without heartbeats, on the process's one Prefect API client,
+tagged at creation (rh_extend/flows/direct.py). Needs PREFECT_API_URL and the stack's
+environment (see benchmarks/servers.py).
 """
 
 from __future__ import annotations
