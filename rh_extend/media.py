@@ -10,9 +10,12 @@ import hashlib
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
-import numpy as np
+
+if TYPE_CHECKING:  # numpy only draws sample clips: not imported on a run's way to RunningHub
+    import numpy as np
 
 CHUNK = 1024 * 1024
 
@@ -128,6 +131,8 @@ def make_sample_clip(
 
 
 def _pattern(index: int, width: int, height: int) -> np.ndarray:
+    import numpy as np
+
     x = np.linspace(0, 255, width).astype(np.int32)
     y = np.linspace(0, 255, height).astype(np.uint8)
     rgb = np.zeros((height, width, 3), dtype=np.uint8)

@@ -15,6 +15,7 @@ from prefect.runtime import flow_run
 
 from rh_extend import __version__, observe, progress
 from rh_extend.errors import ConfigurationError
+from rh_extend.flows.parameters import plain_json_parameters
 from rh_extend.keys import request_key
 from rh_extend.limits import runninghub_slot
 from rh_extend.result import ExtendResult
@@ -172,6 +173,7 @@ def _finished_at_submit(submitted: Submitted) -> Finished | None:
     return None
 
 
+@plain_json_parameters
 @flow(
     name="extend-video",
     flow_run_name=_run_name,

@@ -34,7 +34,6 @@ from prefect.artifacts import (
 
 from rh_extend.observe import events
 from rh_extend.observe.common import best_effort, error_fields, run_logger, scrub, short
-from rh_extend.observe.contact_sheet import build_contact_sheet
 from rh_extend.observe.context import current_facts
 from rh_extend.observe.writer import report_writes
 from rh_extend.storage import Archive
@@ -74,6 +73,7 @@ def store_contact_sheet(
 ) -> None:
     """Build the junction's contact sheet, store it next to the video, note it in MANIFEST."""
     from rh_extend.media import sha256_file
+    from rh_extend.observe.contact_sheet import build_contact_sheet  # numpy: not before here
 
     sheet = build_contact_sheet(video, junction_s, video.parent / CONTACT_SHEET)
     digest = sha256_file(sheet.path)

@@ -111,3 +111,32 @@ def test_probe_rejects_a_file_that_is_not_a_video(tmp_path: Path) -> None:
     bogus.write_bytes(b"not a video" * 100)
     with pytest.raises(MediaError, match="not a decodable video"):
         probe(bogus)
+
+
+def test_plain_json_parameters_go_as_they_are_and_the_rest_the_prefect_way() -> None:
+    from enum import StrEnum
+
+    from prefect import flow
+
+    from rh_extend.flows.parameters import plain_json_parameters
+
+    class Colour(StrEnum):
+        RED = "red"
+
+    @flow
+    def echo(value: object = None) -> object:
+        return value
+
+    handed_to_prefect: list[dict[str, object]] = []
+    def prefect_way(parameters: dict[str, object]) -> dict[str, object]:
+        handed_to_prefect.append(parameters)
+        return {"via": "prefect"}
+
+    echo.serialize_parameters = prefect_way  # type: ignore[method-assign]
+    plain_json_parameters(echo)
+    plain = {"source": "a.mp4", "duration": 2, "max_cost": 1.5, "resubmit": False, "take": None,
+             "params": {"seed": [1, 2], "prompt": "x"}}  # fmt: skip
+    assert echo.serialize_parameters(plain) == plain and handed_to_prefect == []
+    for odd in (Path("/a.mp4"), Colour.RED, (1, 2), {1: "int key"}):
+        assert echo.serialize_parameters({"value": odd}) == {"via": "prefect"}
+    assert len(handed_to_prefect) == 4
