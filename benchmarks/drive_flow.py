@@ -83,11 +83,10 @@ def sequential(opts: argparse.Namespace) -> dict[str, Any]:
 
 
 def _import_engines() -> None:
-    """What a flow's first call imports (≈ 0.2 s here, most of it FastAPI for the parameters'
-    JSON encoder), imported before the clock starts as the script imports httpx and boto3: the
-    clock measures the batch, not the process's start (P5 measures that)."""
+    """What a flow's first call imports, imported before the clock starts as the script
+    imports httpx and boto3: the clock measures the batch, not the process's start (P5
+    measures that)."""
     for module in (
-        "fastapi.encoders",
         "prefect.flow_engine",
         "prefect.task_engine",
         "prefect.utilities.visualization",
