@@ -15,6 +15,7 @@ from prefect.runtime import flow_run
 
 from rh_extend import __version__, observe, progress
 from rh_extend.errors import ConfigurationError
+from rh_extend.flows.direct import untagged_task_runs
 from rh_extend.flows.parameters import plain_json_parameters
 from rh_extend.keys import request_key
 from rh_extend.limits import runninghub_slot
@@ -201,20 +202,21 @@ def extend_video(
     submit when RunningHub's price preview is higher; `resubmit` pays again although an earlier
     submit of this request is on record.
     """
-    return run_chain(
-        TASK_STEPS,
-        source=source,
-        model=model,
-        prompt=prompt,
-        duration=duration,
-        resolution=resolution,
-        cut_type=cut_type,
-        negative_prompt=negative_prompt,
-        seed=seed,
-        take=take,
-        max_cost=max_cost,
-        resubmit=resubmit,
-    )
+    with untagged_task_runs(model):
+        return run_chain(
+            TASK_STEPS,
+            source=source,
+            model=model,
+            prompt=prompt,
+            duration=duration,
+            resolution=resolution,
+            cut_type=cut_type,
+            negative_prompt=negative_prompt,
+            seed=seed,
+            take=take,
+            max_cost=max_cost,
+            resubmit=resubmit,
+        )
 
 
 def run_chain(

@@ -140,3 +140,17 @@ def test_plain_json_parameters_go_as_they_are_and_the_rest_the_prefect_way() -> 
     for odd in (Path("/a.mp4"), Colour.RED, (1, 2), {1: "int key"}):
         assert echo.serialize_parameters({"value": odd}) == {"via": "prefect"}
     assert len(handed_to_prefect) == 4
+
+
+def test_a_direct_runs_model_tag_stays_on_the_run_not_its_task_runs() -> None:
+    from prefect import tags
+    from prefect.context import TagsContext
+
+    from rh_extend.flows.direct import untagged_task_runs
+
+    with tags("model:wan-2.7", "team-a"):  # as direct_run tags a run at its creation
+        with untagged_task_runs("wan-2.7"):
+            assert TagsContext.get().current_tags == {"team-a"}
+        assert TagsContext.get().current_tags == {"model:wan-2.7", "team-a"}
+    with tags("team-a"), untagged_task_runs("wan-2.7"):  # a run nobody tagged: left alone
+        assert TagsContext.get().current_tags == {"team-a"}
