@@ -10,8 +10,10 @@ node_name is "VideoLoader".
 from __future__ import annotations
 
 import functools
+import hashlib
 import ipaddress
 import ssl
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,10 +25,26 @@ from .config import SandboxConfig
 from .faults import FaultContext, FaultEngine
 from .files import FileStore
 from .tasks import JobOutcome, Task
-from .video import VideoError, VideoInfo, detect_container, extend_video, frames_for, probe
+from .video import (
+    ExtendResult,
+    VideoError,
+    VideoInfo,
+    detect_container,
+    extend_video,
+    frames_for,
+    probe,
+)
 
 FETCH_HEADER = "X-Sandbox-Fetch"  # marks the sandbox's own fetches (download faults skip them)
 USER_AGENT = "RunningHub-Sandbox-VideoLoader/1.0"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @functools.cache
@@ -65,12 +83,20 @@ def _loader_error(message: str, exc_type: str) -> JobError:
 
 
 class Processor:
-    """Callable run in the worker pool for each task entering RUNNING."""
+    """Callable run in the worker pool for each task entering RUNNING.
+
+    Every task fetches and checks its input; the encode is done once per distinct input and
+    length, and tasks asking for the same again share its output file (each still gets a link
+    of its own). The encode is what RunningHub's GPUs do elsewhere; here it would take CPU from
+    the client under test, once for every task of a batch that extends the same clip.
+    """
 
     def __init__(self, config: SandboxConfig, files: FileStore, faults: FaultEngine) -> None:
         self.config = config
         self.files = files
         self.faults = faults
+        self._made: dict[tuple[str, tuple[tuple[str, Any], ...]], tuple[Path, ExtendResult]] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, task: Task) -> JobOutcome:
         try:
@@ -90,15 +116,27 @@ class Processor:
             info = probe(src)
         except VideoError as exc:
             raise _loader_error(f"cannot decode videoUrl: {exc}", "VideoDecodeError") from exc
-        dst = self.files.new_path("outputs", ".mp4")
         kwargs = self._length_args(task, info)
+        dst, result = self._extended(task, src, info, kwargs)
+        return JobOutcome(output_path=dst, extend=result, input_path=src)
+
+    def _extended(
+        self, task: Task, src: Path, info: VideoInfo, kwargs: dict[str, Any]
+    ) -> tuple[Path, ExtendResult]:
+        key = (_sha256(src), tuple(sorted(kwargs.items())))
+        with self._lock:
+            made = self._made.get(key)
+        if made is not None:
+            return made
+        dst = self.files.new_path("outputs", ".mp4")
         try:
             result = extend_video(src, dst, **kwargs)
         except VideoError as exc:
             raise _loader_error(f"cannot decode videoUrl: {exc}", "VideoDecodeError") from exc
         except ValueError as exc:
             raise self._too_short(task, info.seconds) from exc
-        return JobOutcome(output_path=dst, extend=result, input_path=src)
+        with self._lock:
+            return self._made.setdefault(key, (dst, result))
 
     def _length_args(self, task: Task, info: VideoInfo) -> dict[str, Any]:
         """extend_video arguments for the model's `duration` semantics ("total" or "added")."""
