@@ -196,6 +196,13 @@ CHANGES: list[str] = [
     "interval, no console log handler. Not changed: the claim stays after the slot wait "
     "(see P1's why). The first full `make bench` with (1)–(5) had P5 at 3.12 s worst "
     "(missed; the machine's imports are slower than the earlier machine's), which led to (6).",
+    "P1, sixth round (session 6): the full `make bench` after round five measured P1 `task` "
+    "21.95 s (1.098 × ideal, 1.048 × the script; met, by 0.04 s). The sandbox encoded the same "
+    "clip again for each of a batch's 50 tasks (≈ 5.5 s of its CPU per batch, taken from the "
+    "client on a 2-core machine; RunningHub encodes on its own GPUs): it now encodes once per "
+    "distinct input and length and tasks share the file (sandbox CPU per batch 5.5 → 2.5 s). "
+    "The next full run: P1 `task` 21.59 s (1.080 × ideal, 1.032 × the script; the script "
+    "itself 20.95 → 20.92 s).",
     "P3: the download no longer fsyncs before renaming the file into place (0.6 s per GiB): "
     "the file is read back at once and a rerun downloads again rather than trusting it.",
     "P3, first measurement (128 MiB, quick mode): peak RSS 153 MB, because the measuring "
