@@ -114,10 +114,5 @@ def untagged_task_runs(model: object) -> Iterator[None]:
     """
     from rh_extend.observe.hooks import model_tags
 
-    current = TagsContext.get().current_tags
-    kept = current - set(model_tags(model))
-    if kept == current:
-        yield
-        return
-    with TagsContext(current_tags=kept):
+    with TagsContext(current_tags=TagsContext.get().current_tags - set(model_tags(model))):
         yield

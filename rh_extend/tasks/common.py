@@ -33,12 +33,12 @@ def runninghub_client(settings: Settings) -> RunningHubClient:
 def warm_up(settings: Settings) -> None:
     """Build this process's shared clients now (the S3 client: ≈ 0.2 s of CPU for boto3's
     service model; the TLS context) and load the contact sheet's numpy, not in every parallel
-    item at once behind a lock; and
-    learn the key's concurrency limit and open the client its slots are leased through, so that
-    parallel items take turns getting ready to submit (rh_extend/limits.py) from the first one
-    on."""
+    item at once behind a lock; and learn the key's concurrency limit and open the client its
+    slots are leased through, so that parallel items take turns getting ready to submit
+    (rh_extend/limits.py) from the first one on."""
     s3_client(settings.s3_checksums)
     import rh_extend.observe.contact_sheet  # noqa: F401  numpy, loaded once, not by an archive
+
     if settings.api_key():
         runninghub_client(settings).close()
         if settings.concurrency_limit != 0:

@@ -128,6 +128,7 @@ def test_plain_json_parameters_go_as_they_are_and_the_rest_the_prefect_way() -> 
         return value
 
     handed_to_prefect: list[dict[str, object]] = []
+
     def prefect_way(parameters: dict[str, object]) -> dict[str, object]:
         handed_to_prefect.append(parameters)
         return {"via": "prefect"}
