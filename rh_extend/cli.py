@@ -410,7 +410,7 @@ def deployments(
     if problems:
         err.print("run `rh-extend deployments --write` to regenerate it")
         raise typer.Exit(1)
-    out.print(f"{path} matches rh_extend/deployments/definitions.py")
+    out.print(f"{path} matches deployments/definitions.py")
 
 
 @app.command()

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from rh_extend.batch_items import Defaults, Inbox, parse_manifest
 from rh_extend.deployments.definitions import (
     VIDEO_ARRIVED,
+    by_name,
     check_prefect_yaml,
     deployments,
     prefect_yaml,
@@ -55,7 +56,11 @@ def test_served_deployments_match_the_yaml() -> None:
     for entry in prefect_yaml()["deployments"]:
         runner = served[entry["name"]]
         assert runner.parameters == entry["parameters"]
-        assert runner.entrypoint.replace(":", ".") == entry["entrypoint"].replace(":", ".")
+        # Prefect writes a module-path entrypoint with dots only ("package.module.flow").
+        module_path = by_name(entry["name"]).module_entrypoint.replace(":", ".")
+        assert runner.entrypoint == module_path
+        path, _, flow_name = entry["entrypoint"].partition(":")
+        assert (ROOT / path).is_file() and runner.entrypoint.endswith(f".{flow_name}")
         crons = [s.schedule.cron for s in runner.schedules or []]
         assert crons == [s["cron"] for s in entry["schedules"]]
         triggers = [t.model_dump(mode="json") for t in runner.triggers]

@@ -24,8 +24,11 @@ VIDEO_ARRIVED = "rh-extend.video.arrived"
 VIDEO_RESOURCE_PREFIX = "rh-extend.video."
 INBOX_CRON = "*/15 * * * *"
 TIMEZONE = "UTC"
-EXTEND_VIDEO_ENTRYPOINT = "rh_extend.flows.extend_video:extend_video"
-EXTEND_BATCH_ENTRYPOINT = "rh_extend.flows.extend_batch:extend_batch"
+# prefect.yaml names flows by file path from the repository root, as `prefect init` and Prefect's
+# docs write them; `serve` imports the same flows by module path, so it runs from any directory
+# once rh-extend is installed (`flows/x.py` is installed as `rh_extend.flows.x`).
+EXTEND_VIDEO_ENTRYPOINT = "flows/extend_video.py:extend_video"
+EXTEND_BATCH_ENTRYPOINT = "flows/extend_batch.py:extend_batch"
 
 # Environment every run of these deployments gets (job variables on the pool; the serve process
 # sets them for its runs). Persisted results let a batch read its deployment children's results.
@@ -66,6 +69,12 @@ class DeploymentDef:
     parameters: dict[str, Any] = field(default_factory=dict)
     cron: str | None = None
     triggers: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def module_entrypoint(self) -> str:
+        """`flows/extend_video.py:extend_video` → `rh_extend.flows.extend_video:extend_video`."""
+        path, _, name = self.entrypoint.partition(":")
+        return f"rh_extend.{path.removesuffix('.py').replace('/', '.')}:{name}"
 
     def yaml_entry(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -141,7 +150,7 @@ def by_name(name: str) -> DeploymentDef:
 # ------------------------------------------------------------------------------ prefect.yaml
 
 YAML_HEADER = """\
-# Generated from rh_extend/deployments/definitions.py — edit that file, then run
+# Generated from deployments/definitions.py — edit that file, then run
 #   rh-extend deployments --write
 # (tests/deploy/test_definitions.py fails when this file and the definitions disagree).
 #

@@ -35,7 +35,7 @@ def runner_deployment(
     from prefect.utilities.importtools import import_object
     from pydantic import TypeAdapter
 
-    flow = import_object(definition.entrypoint)
+    flow = import_object(definition.module_entrypoint)
     adapter: TypeAdapter[Any] = TypeAdapter(DeploymentTriggerTypes)
     schedules = []
     if interval_s is not None:
