@@ -29,6 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check runninghub sandbox rh_extend flows tasks deployments tests
 	$(BIN)/mypy runninghub
 	$(BIN)/mypy sandbox rh_extend
+	$(BIN)/lint-imports --no-cache
 
 # PostgreSQL's binaries, installed when missing: the tests' Prefect API, `bench` and `scale-out`
 # run on throwaway local clusters (benchmarks/servers.py).

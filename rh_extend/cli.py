@@ -10,7 +10,6 @@ import json
 import sys
 import threading
 import uuid
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,12 +17,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rh_extend import progress
-from rh_extend.display import RunContext, StageProgress, quiet_prefect_console, summary
-from rh_extend.errors import PipelineError
+from rh_extend.display import RunContext, summary
+from rh_extend.errors import exit_code_for
+from rh_extend.foreground import prevalidate, run_extension, settle
 from rh_extend.result import ErrorInfo, ExtendResult
 from rh_extend.settings import load_settings
-from runninghub import CATALOG, InputValidationError, RunningHubError
+from runninghub import CATALOG, RunningHubError
 
 app = typer.Typer(
     help="Extend videos with RunningHub's video-extend models; Prefect runs it, S3 keeps it.",
@@ -34,74 +33,6 @@ out = Console()
 err = Console(stderr=True)
 
 MODEL_HELP = "Model id: " + " | ".join(CATALOG)
-
-
-def exit_code_for(exc: BaseException) -> int:
-    if isinstance(exc, InputValidationError):
-        return 2
-    if isinstance(exc, PipelineError):
-        return exc.exit_code
-    return 1
-
-
-def error_info(exc: BaseException) -> ErrorInfo:
-    code = getattr(exc, "code", None) or type(exc).__name__
-    return ErrorInfo(code=str(code), message=str(exc))
-
-
-def _prevalidate(model: str, params: dict[str, object]) -> None:
-    """Everything that can be checked without the video or Prefect: fail in a second, not 15."""
-    from rh_extend.flows.extend_video import check_settings, user_params
-    from runninghub import get_model
-
-    get_model(model).normalize(user_params(**params))
-    check_settings(load_settings())
-
-
-def _run_flow(
-    source: str,
-    model: str,
-    params: dict[str, Any],
-    options: dict[str, Any],
-    show_progress: bool,
-    context: RunContext,
-) -> ExtendResult:
-    from rh_extend.flows.direct import direct_run
-    from rh_extend.flows.extend_video import extend_video
-
-    with ExitStack() as stack:
-        stack.enter_context(direct_run(model))
-        stack.enter_context(progress.listening(context))
-        if show_progress:
-            display = stack.enter_context(StageProgress(err))
-            stack.enter_context(progress.listening(display))
-            stack.enter_context(progress.listening(_quiet_once()))
-        try:
-            result: ExtendResult = extend_video(source=source, model=model, **params, **options)
-        finally:
-            settle()
-        return result
-
-
-def settle() -> None:
-    """Before a command returns: the last report writes sent and idle slots given back, while
-    an ephemeral Prefect API (no PREFECT_API_URL) still runs in this process."""
-    from rh_extend.limits import release_idle_slots
-    from rh_extend.observe import report_writes
-
-    report_writes.flush()
-    release_idle_slots()
-
-
-def _quiet_once() -> Any:
-    done = threading.Event()
-
-    def listener(event: progress.StageEvent) -> None:
-        if not done.is_set():
-            quiet_prefect_console()
-            done.set()
-
-    return listener
 
 
 @app.command()
@@ -186,8 +117,10 @@ def extend(
     }
     context = RunContext()
     try:
-        _prevalidate(model, params)
-        result = _run_flow(source, model, params, options, not as_json, context)
+        prevalidate(model, params)
+        result = run_extension(
+            source, model, params, options, context, display=None if as_json else err
+        )
     except Exception as exc:  # every failure ends as one clear message and an exit code
         _fail(exc, model, context, as_json)
     if as_json:
@@ -198,7 +131,7 @@ def extend(
 
 def _fail(exc: BaseException, model: str, context: RunContext, as_json: bool) -> None:
     code = exit_code_for(exc)
-    info = error_info(exc)
+    info = ErrorInfo.from_exception(exc)
     if as_json:
         failed = ExtendResult(
             status="failed",
@@ -252,7 +185,7 @@ def _allowed(field: Any) -> str:
 @app.command()
 def account() -> None:
     """Show the account balance and the key's queue (concurrency) status."""
-    from rh_extend.tasks.common import runninghub_client
+    from rh_extend.clients import runninghub_client
 
     try:
         with runninghub_client(load_settings()) as client:

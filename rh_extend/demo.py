@@ -10,6 +10,8 @@ from pathlib import Path
 from rich.console import Console
 
 from rh_extend.display import RunContext, summary
+from rh_extend.errors import exit_code_for
+from rh_extend.foreground import run_extension
 from rh_extend.localstack import environment, local_stack
 from rh_extend.media import make_sample_clip, probe
 
@@ -30,8 +32,6 @@ def _where_to_see(flow_run_id: str | None) -> str:
 
 
 def run_demo(workdir: Path, out: Console, err: Console) -> int:
-    from rh_extend.cli import _run_flow, exit_code_for
-
     started = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
     clip = make_sample_clip(workdir / "sample.mp4", seconds=3.0)
@@ -49,13 +49,13 @@ def run_demo(workdir: Path, out: Console, err: Console) -> int:
         with environment(settings_env):
             out.print(f"[bold]3.[/] extending with {DEMO_MODEL} through Prefect …")
             try:
-                result = _run_flow(
+                result = run_extension(
                     str(clip),
                     DEMO_MODEL,
                     {"prompt": DEMO_PROMPT, "duration": 5},
                     {},
-                    True,
                     RunContext(),
+                    display=err,
                 )
             except Exception as exc:
                 err.print(f"[bold red]demo failed[/] {exc}")

@@ -5,10 +5,20 @@
 
 from __future__ import annotations
 
+from runninghub import InputValidationError
+
 
 class PipelineError(Exception):
     exit_code = 1
     code = "RH_EXTEND"
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, InputValidationError):
+        return 2
+    if isinstance(exc, PipelineError):
+        return exc.exit_code
+    return 1
 
 
 class ConfigurationError(PipelineError):

@@ -61,7 +61,7 @@ def limit_name(settings: Settings) -> str:
 def _key_slots(settings: Settings) -> int:
     if settings.concurrency_limit:
         return settings.concurrency_limit
-    from rh_extend.tasks.common import runninghub_client
+    from rh_extend.clients import runninghub_client
 
     try:
         with runninghub_client(settings) as client:

@@ -118,8 +118,8 @@ async def post_to_prefect(events: list[dict[str, Any]]) -> None:
 
 
 def query_task(task_id: str) -> Any:
+    from rh_extend.clients import runninghub_client
     from rh_extend.settings import load_settings
-    from rh_extend.tasks.common import runninghub_client
 
     with runninghub_client(load_settings()) as client:
         return client.query(task_id)

@@ -13,6 +13,11 @@ class ErrorInfo(BaseModel):
     code: str
     message: str
 
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorInfo:
+        code = getattr(exc, "code", None) or type(exc).__name__
+        return cls(code=str(code), message=str(exc))
+
 
 class ExtendResult(BaseModel):
     status: Literal["succeeded", "failed"]

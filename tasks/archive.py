@@ -11,10 +11,11 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from rh_extend import observe, progress
+from rh_extend.clients import archive
 from rh_extend.result import ExtendResult
 from rh_extend.settings import load_settings
 from rh_extend.storage import Archive
-from rh_extend.tasks.common import archive, retry_on_storage
+from rh_extend.tasks.common import retry_on_storage
 from rh_extend.tasks.download import Downloaded
 from rh_extend.tasks.stage import StagedSource
 

@@ -1,7 +1,6 @@
-"""What every task needs: a client and an archive built from settings, and retry rules.
+"""What every task needs: retry rules by error class, and the process's clients warmed once.
 
-Tasks build these themselves rather than receiving them as parameters, so the API key never
-becomes a task input that Prefect could record.
+The clients themselves are built from settings in `rh_extend.clients`.
 """
 
 from __future__ import annotations
@@ -10,24 +9,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rh_extend.errors import ConfigurationError
+from rh_extend.clients import runninghub_client
 from rh_extend.settings import Settings
-from rh_extend.storage import Archive, s3_client
-from runninghub import RetryPolicy, RunningHubClient, TransientError
-
-
-def runninghub_client(settings: Settings) -> RunningHubClient:
-    return RunningHubClient(
-        settings.api_key(),
-        settings.runninghub_base_url,
-        allow_http=settings.runninghub_allow_http,
-        timeout=settings.http_timeout_s,
-        retry=RetryPolicy(
-            attempts=settings.retry_attempts,
-            initial=settings.retry_initial_s,
-            jitter=settings.retry_initial_s,
-        ),
-    )
+from rh_extend.storage import s3_client
+from runninghub import TransientError
 
 
 def warm_up(settings: Settings) -> None:
@@ -45,19 +30,6 @@ def warm_up(settings: Settings) -> None:
             from rh_extend.limits import warm_slots
 
             warm_slots(settings)
-
-
-def archive(settings: Settings) -> Archive:
-    if not settings.s3_bucket:
-        raise ConfigurationError(
-            "RH_EXTEND_S3_BUCKET is not set: name the bucket that archives results"
-        )
-    return Archive(
-        settings.s3_bucket,
-        settings.s3_prefix,
-        client=s3_client(settings.s3_checksums),
-        send_checksums=settings.s3_checksums == "when_supported",
-    )
 
 
 def _raised(state: Any) -> BaseException | None:

@@ -10,10 +10,11 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from rh_extend import progress
+from rh_extend.clients import runninghub_client
 from rh_extend.errors import ArchiveMismatchError
 from rh_extend.media import MediaError, VideoInfo, verify_decodes_to_end
 from rh_extend.settings import load_settings
-from rh_extend.tasks.common import retry_on_transient, runninghub_client
+from rh_extend.tasks.common import retry_on_transient
 from runninghub import TaskResponse
 
 

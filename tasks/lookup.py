@@ -7,11 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from rh_extend.clients import archive
 from rh_extend.result import ExtendResult
 from rh_extend.settings import load_settings
 from rh_extend.submissions import SubmissionBook
 from rh_extend.tasks.archive import MANIFEST, archived_result
-from rh_extend.tasks.common import archive, retry_on_storage
+from rh_extend.tasks.common import retry_on_storage
 from rh_extend.tasks.submit import Submitted, recorded_submission
 
 

@@ -11,8 +11,9 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from rh_extend import observe, progress
+from rh_extend.clients import runninghub_client
 from rh_extend.settings import load_settings
-from rh_extend.tasks.common import retry_on_transient, runninghub_client
+from rh_extend.tasks.common import retry_on_transient
 from runninghub import (
     PollTimeoutError,
     RunningHubClient,

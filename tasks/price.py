@@ -7,9 +7,9 @@ from typing import Any
 
 from prefect import get_run_logger
 
+from rh_extend.clients import runninghub_client
 from rh_extend.errors import BudgetExceededError
 from rh_extend.settings import load_settings
-from rh_extend.tasks.common import runninghub_client
 from runninghub import RunningHubError, get_model
 
 

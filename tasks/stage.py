@@ -11,11 +11,12 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from rh_extend import progress
+from rh_extend.clients import runninghub_client
 from rh_extend.errors import SourceError
 from rh_extend.media import MediaError, VideoInfo, probe, sha256_file
 from rh_extend.settings import load_settings
 from rh_extend.storage import download_s3_uri, s3_client
-from rh_extend.tasks.common import retry_on_transient, runninghub_client
+from rh_extend.tasks.common import retry_on_transient
 from runninghub import get_model
 
 SourceKind = Literal["local", "https", "s3"]

@@ -14,10 +14,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from rh_extend import progress
+from rh_extend.clients import archive, runninghub_client
 from rh_extend.errors import SubmissionInProgressError, UnresolvedSubmissionError
 from rh_extend.settings import load_settings
 from rh_extend.submissions import SubmissionBook
-from rh_extend.tasks.common import archive, runninghub_client
 from runninghub import SubmitOutcomeUnknownError, TaskResponse, get_model
 
 

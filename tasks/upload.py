@@ -9,9 +9,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from rh_extend import progress
+from rh_extend.clients import archive, runninghub_client
 from rh_extend.settings import load_settings
 from rh_extend.storage import presign_s3_uri, s3_client
-from rh_extend.tasks.common import archive, retry_on_transient, runninghub_client
+from rh_extend.tasks.common import retry_on_transient
 from rh_extend.tasks.price import preview_price
 from rh_extend.tasks.stage import StagedSource
 

@@ -7,13 +7,12 @@ from what was observed (input → exit code → message).
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -298,20 +297,15 @@ def inputs(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
     }
 
 
-def _without_file_capabilities() -> Callable[[], None] | None:
-    """For root, whom mode 000 doesn't stop: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from
-    the child's bounding set, so the exec'd CLI honours file permissions like any user."""
+def _without_file_capabilities() -> list[str]:
+    """For root, whom mode 000 doesn't stop: run the CLI through util-linux's `setpriv` with
+    CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH dropped, so it honours file permissions like any
+    user. (Not a `preexec_fn`: code run between fork and exec in this multi-threaded pytest
+    process can deadlock the child, and once hung this test for its whole timeout.)"""
     if os.geteuid() != 0:
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in the forked child
-    pr_capbset_drop, cap_dac_override, cap_dac_read_search = 24, 1, 2
-
-    def drop() -> None:
-        for cap in (cap_dac_override, cap_dac_read_search):
-            if prctl(pr_capbset_drop, cap, 0, 0, 0) != 0:
-                os._exit(97)
-
-    return drop
+        return []
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", "--bounding-set", caps, "--inh-caps", caps]
 
 
 Rows = dict[str, tuple[str, str, int, str, str]]
@@ -378,14 +372,14 @@ def test_bad_input_exits_2_before_any_call(
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "COLUMNS": "200"}
     env.update({k: v.format(sandbox=stack.sandbox.base_url) for k, v in case.env.items()})
 
+    prefix = _without_file_capabilities() if case.unreadable else []
     proc = subprocess.run(
-        [RH_EXTEND, "extend", str(src), *case.args, "--json"],
+        [*prefix, RH_EXTEND, "extend", str(src), *case.args, "--json"],
         capture_output=True,
         text=True,
         timeout=120,
         env=env,
         check=False,
-        preexec_fn=_without_file_capabilities() if case.unreadable else None,
     )
 
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]

@@ -6,8 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from rh_extend.cli import exit_code_for
-from rh_extend.errors import ConfigurationError, SourceError, UnresolvedSubmissionError
+from rh_extend.errors import (
+    ConfigurationError,
+    SourceError,
+    UnresolvedSubmissionError,
+    exit_code_for,
+)
 from rh_extend.flows.extend_video import check_settings, user_params
 from rh_extend.keys import request_key
 from rh_extend.media import MediaError, make_sample_clip, probe, sha256_file
