@@ -1,6 +1,8 @@
 """Pipeline errors, on top of the client's `runninghub.RunningHubError` hierarchy.
 
-`exit_code` is what the CLI returns: 2 means "fix the input or configuration; nothing was paid".
+Every error the pipeline raises is a `PipelineError` with a `code` (what `--json` prints in
+`error.code` and a batch lists per item) and an `exit_code`: what the CLI returns, where 2 means
+"fix the input or configuration; nothing was paid".
 """
 
 from __future__ import annotations
@@ -61,6 +63,24 @@ class SubmissionInProgressError(PipelineError):
             "rerun later to pick up its result instead of paying twice."
         )
         self.request_key = request_key
+
+
+class MediaError(PipelineError):
+    """The file is not a video we can read."""
+
+    code = "MEDIA"
+
+
+class ArchiveError(PipelineError):
+    """The archive is unusable or holds something other than what we wrote."""
+
+    code = "ARCHIVE"
+
+
+class SlotWaitTimeoutError(PipelineError):
+    """No RunningHub slot came free within RH_EXTEND_CONCURRENCY_WAIT_S; nothing was submitted."""
+
+    code = "SLOT_WAIT_TIMEOUT"
 
 
 class ArchiveMismatchError(PipelineError):

@@ -32,7 +32,7 @@ from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.context import SettingsContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-from rh_extend.errors import ConfigurationError
+from rh_extend.errors import ConfigurationError, SlotWaitTimeoutError
 from rh_extend.settings import Settings
 from runninghub import RunningHubError
 
@@ -46,10 +46,6 @@ LINGER_S = 2.0  # an idle slot stays with this process that long before going ba
 SUBMITS_FIRST_S = 0.5  # at most this long a finished run lets others' submits go first
 logger = logging.getLogger("rh_extend.limits")
 _ensured: dict[str, int] = {}  # limit name → its slots, as read or created
-
-
-class SlotWaitTimeoutError(TimeoutError):
-    """No RunningHub slot came free within RH_EXTEND_CONCURRENCY_WAIT_S."""
 
 
 def limit_name(settings: Settings) -> str:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import av
 
+from rh_extend.errors import MediaError
+
 if TYPE_CHECKING:  # numpy only draws sample clips: not imported on a run's way to RunningHub
     import numpy as np
 
@@ -21,10 +23,6 @@ CHUNK = 1024 * 1024
 
 # ISO-BMFF major brands that mean QuickTime rather than MP4.
 _QUICKTIME_BRANDS = {b"qt  "}
-
-
-class MediaError(Exception):
-    """The file is not a video we can read."""
 
 
 @dataclass(frozen=True)

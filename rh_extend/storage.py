@@ -23,13 +23,11 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from rh_extend.errors import ArchiveError
+
 SHA256_META = "sha256"
 S3_CONNECTIONS = 64
 TRANSFER = TransferConfig(multipart_threshold=64 * 1024**2, multipart_chunksize=16 * 1024**2)
-
-
-class ArchiveError(Exception):
-    """The archive is unusable or holds something other than what we wrote."""
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from prefect.cache_policies import NO_CACHE
 
 from rh_extend import progress
 from rh_extend.clients import runninghub_client
-from rh_extend.errors import ArchiveMismatchError
-from rh_extend.media import MediaError, VideoInfo, verify_decodes_to_end
+from rh_extend.errors import ArchiveMismatchError, MediaError
+from rh_extend.media import VideoInfo, verify_decodes_to_end
 from rh_extend.settings import load_settings
 from rh_extend.tasks.common import retry_on_transient
 from runninghub import TaskResponse

@@ -12,8 +12,8 @@ from prefect.cache_policies import NO_CACHE
 
 from rh_extend import progress
 from rh_extend.clients import runninghub_client
-from rh_extend.errors import SourceError
-from rh_extend.media import MediaError, VideoInfo, probe, sha256_file
+from rh_extend.errors import MediaError, SourceError
+from rh_extend.media import VideoInfo, probe, sha256_file
 from rh_extend.settings import load_settings
 from rh_extend.storage import download_s3_uri, s3_client
 from rh_extend.tasks.common import retry_on_transient

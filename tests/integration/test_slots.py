@@ -14,6 +14,7 @@ from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
 
 from rh_extend import limits
+from rh_extend.errors import SlotWaitTimeoutError
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -115,7 +116,7 @@ def _held_elsewhere(limit: str) -> Callable[[], None]:
 def test_a_slot_held_by_another_process_bounds_the_runs_here(limit: str) -> None:
     release_elsewhere = _held_elsewhere(limit)
     keepers = limits._Keepers(limit, 1)
-    with pytest.raises(TimeoutError):
+    with pytest.raises(SlotWaitTimeoutError):
         keepers.lend(1.5)
     release_elsewhere()
     keepers.lend(60)  # now free: acquired after Prefect's Retry-After

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from boto3.s3.transfer import TransferConfig
 
+from rh_extend.errors import ArchiveError
 from rh_extend.localstack import LocalStack
-from rh_extend.storage import Archive, ArchiveError
+from rh_extend.storage import Archive
 
 MiB = 1024 * 1024
 

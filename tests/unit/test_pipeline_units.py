@@ -8,13 +8,14 @@ import pytest
 
 from rh_extend.errors import (
     ConfigurationError,
+    MediaError,
     SourceError,
     UnresolvedSubmissionError,
     exit_code_for,
 )
 from rh_extend.flows.extend_video import check_settings, user_params
 from rh_extend.keys import request_key
-from rh_extend.media import MediaError, make_sample_clip, probe, sha256_file
+from rh_extend.media import make_sample_clip, probe, sha256_file
 from rh_extend.result import ExtendResult
 from rh_extend.settings import Settings
 from rh_extend.storage import parse_s3_uri
