@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # models imports this module: no runtime import the other way
-    from .models import Usage
+if TYPE_CHECKING:
+    from ._values import Usage
 
 __all__ = [
     "AuthenticationError",

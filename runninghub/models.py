@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
+from ._values import Usage, WireModel, blank_to_none, to_decimal, to_text
 from .exceptions import ProtocolError
 
 __all__ = [
@@ -45,58 +46,7 @@ class TaskStatus(StrEnum):
     CANCEL = "CANCEL"  # terminal: counts as failed
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
-
-
-def _blank_to_none(value: Any) -> Any:
-    if isinstance(value, str) and not value.strip():
-        return None
-    return value
-
-
-def _to_text(value: Any) -> Any:
-    """Numbers (and other scalars) to str, blanks to None."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int | float | Decimal):
-        return str(value)
-    return _blank_to_none(value)
-
-
-def _to_decimal(value: object) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-
-
-class Usage(_Model):
-    """What a task consumed. Values arrive as strings, numbers or null."""
-
-    consume_money: str | None = Field(None, alias="consumeMoney")
-    consume_coins: str | None = Field(None, alias="consumeCoins")
-    task_cost_time: str | None = Field(None, alias="taskCostTime")
-    third_party_consume_money: str | None = Field(None, alias="thirdPartyConsumeMoney")
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _text(cls, value: Any) -> Any:
-        return _to_text(value)
-
-    @property
-    def cost(self) -> Decimal | None:
-        """Money charged: `thirdPartyConsumeMoney` for Standard Model calls, else consumeMoney."""
-        for value in (self.third_party_consume_money, self.consume_money):
-            amount = _to_decimal(value)
-            if amount is not None:
-                return amount
-        return None
-
-
-class OutputFile(_Model):
+class OutputFile(WireModel):
     url: str | None = Field(None, validation_alias=AliasChoices("url", "outputUrl"))
     output_type: str | None = Field(None, alias="outputType")
     text: str | None = None
@@ -104,7 +54,7 @@ class OutputFile(_Model):
     @field_validator("*", mode="before")
     @classmethod
     def _text(cls, value: Any) -> Any:
-        return _to_text(value)
+        return to_text(value)
 
 
 # --- the typed state of a task (fal-client style) ------------------------------------------
@@ -136,7 +86,7 @@ class Failed:
 TaskState: TypeAlias = Queued | Running | Succeeded | Failed
 
 
-class TaskResponse(_Model):
+class TaskResponse(WireModel):
     """The submit and query answer. Read `.state` to know what it means."""
 
     task_id: str | None = Field(None, alias="taskId")
@@ -152,7 +102,7 @@ class TaskResponse(_Model):
     @field_validator("task_id", "client_id", "error_message", mode="before")
     @classmethod
     def _text(cls, value: Any) -> Any:
-        return _to_text(value)
+        return to_text(value)
 
     @field_validator("prompt_tips", mode="before")
     @classmethod
@@ -160,19 +110,19 @@ class TaskResponse(_Model):
         # sometimes an object: keep it readable rather than reject the whole answer
         if isinstance(value, dict | list):
             return json.dumps(value, ensure_ascii=False) if value else None
-        return _to_text(value)
+        return to_text(value)
 
     @field_validator("error_code", mode="before")
     @classmethod
     def _error_code(cls, value: Any) -> Any:
         # "", "0" and 0 all mean "no error"
-        value = _to_text(value)
+        value = to_text(value)
         return None if value is None or value.strip() == "0" else value.strip()
 
     @field_validator("status", mode="before")
     @classmethod
     def _status(cls, value: Any) -> Any:
-        value = _blank_to_none(value)
+        value = blank_to_none(value)
         if value is None:
             return None
         text = str(value).strip().upper()
@@ -241,7 +191,7 @@ def _reason_text(reason: dict[str, Any] | str | None) -> str | None:
 # --- other answers ------------------------------------------------------------------------
 
 
-class UploadResult(_Model):
+class UploadResult(WireModel):
     download_url: str = Field(validation_alias=AliasChoices("download_url", "downloadUrl", "url"))
     file_name: str | None = Field(
         None, validation_alias=AliasChoices("fileName", "filename", "file_name")
@@ -252,10 +202,10 @@ class UploadResult(_Model):
     @field_validator("size", mode="before")
     @classmethod
     def _size(cls, value: Any) -> Any:
-        return _blank_to_none(value)
+        return blank_to_none(value)
 
 
-class AccountStatus(_Model):
+class AccountStatus(WireModel):
     remain_coins: int | None = Field(None, alias="remainCoins")
     current_task_counts: int | None = Field(None, alias="currentTaskCounts")
     remain_money: Decimal | None = Field(None, alias="remainMoney")
@@ -265,17 +215,17 @@ class AccountStatus(_Model):
     @field_validator("*", mode="before")
     @classmethod
     def _blank(cls, value: Any) -> Any:
-        return _blank_to_none(value)
+        return blank_to_none(value)
 
     @field_validator("remain_coins", "current_task_counts", mode="before")
     @classmethod
     def _whole(cls, value: Any) -> Any:
         # "177814.0" is still a count; do not reject the whole answer over a decimal point
-        amount = _to_decimal(value) if isinstance(value, str) else None
+        amount = to_decimal(value) if isinstance(value, str) else None
         return int(amount) if amount is not None and amount == amount.to_integral() else value
 
 
-class QueueStatus(_Model):
+class QueueStatus(WireModel):
     api_key_type: str | None = Field(None, alias="apiKeyType")
     concurrent_limit: int = Field(alias="concurrentLimit")
     running_count: int = Field(0, alias="runningCount")
@@ -285,11 +235,11 @@ class QueueStatus(_Model):
     @field_validator("running_count", "queued_count", "total_current_tasks", mode="before")
     @classmethod
     def _count(cls, value: Any) -> Any:
-        value = _blank_to_none(value)
+        value = blank_to_none(value)
         return 0 if value is None else value
 
 
-class PricePreview(_Model):
+class PricePreview(WireModel):
     estimated_price: Decimal = Field(alias="estimatedPrice")
     currency: str | None = None
 
@@ -304,7 +254,7 @@ class PricePreview(_Model):
         return data
 
 
-class DownloadResult(_Model):
+class DownloadResult(WireModel):
     path: Path
     size: int
     sha256: str
