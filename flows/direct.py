@@ -30,6 +30,8 @@ from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.context import SettingsContext, SyncClientContext, TagsContext, get_settings_context
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, Settings
 
+from rh_extend.prefect_internals import using_sync_client
+
 _lock = threading.Lock()
 _quiet: dict[int, tuple[Settings, Settings]] = {}  # id(settings) → (settings, without beats)
 _clients: dict[str, SyncPrefectClient] = {}  # API URL → this process's client for it
@@ -78,12 +80,8 @@ def shared_api_client() -> Iterator[None]:
     if SyncClientContext.get() is not None or not api_url:
         yield
         return
-    context = SyncClientContext.model_construct(client=_shared_client(api_url))
-    token = SyncClientContext.__var__.set(context)  # the client is open: only the variable
-    try:
+    with using_sync_client(_shared_client(api_url)):
         yield
-    finally:
-        SyncClientContext.__var__.reset(token)
 
 
 @contextmanager

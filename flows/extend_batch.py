@@ -54,7 +54,7 @@ from rh_extend.batch_items import BatchItem, Defaults, Inbox, InboxScan, read_ma
 from rh_extend.errors import ConfigurationError, PipelineError, SubmissionInProgressError
 from rh_extend.flows.direct import direct_run
 from rh_extend.flows.extend_video import INLINE_STEPS, extend_video, run_chain, user_params
-from rh_extend.flows.parameters import plain_json_parameters
+from rh_extend.prefect_internals import plain_json_parameters
 from rh_extend.result import ExtendResult
 from rh_extend.settings import load_settings
 from rh_extend.storage import s3_client

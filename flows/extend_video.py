@@ -16,9 +16,9 @@ from prefect.runtime import flow_run
 from rh_extend import __version__, observe, progress
 from rh_extend.errors import ConfigurationError
 from rh_extend.flows.direct import untagged_task_runs
-from rh_extend.flows.parameters import plain_json_parameters
 from rh_extend.keys import request_key
 from rh_extend.limits import runninghub_slot
+from rh_extend.prefect_internals import plain_json_parameters
 from rh_extend.result import ExtendResult
 from rh_extend.settings import Settings, load_settings
 from rh_extend.tasks import (

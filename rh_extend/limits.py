@@ -356,7 +356,7 @@ def _keeper_context() -> contextvars.Context:
     the keeper that run's Prefect client, closed when the run ends."""
     context = contextvars.Context()
     if (settings := SettingsContext.get()) is not None:
-        context.run(SettingsContext.__var__.set, settings)
+        context.run(settings.model_copy().__enter__)  # a copy: its entry token is its own
     return context
 
 

@@ -122,8 +122,9 @@ def test_plain_json_parameters_go_as_they_are_and_the_rest_the_prefect_way() -> 
     from enum import StrEnum
 
     from prefect import flow
+    from pydantic import BaseModel
 
-    from rh_extend.flows.parameters import plain_json_parameters
+    from rh_extend.prefect_internals import plain_json_parameters
 
     class Colour(StrEnum):
         RED = "red"
@@ -143,6 +144,13 @@ def test_plain_json_parameters_go_as_they_are_and_the_rest_the_prefect_way() -> 
     plain = {"source": "a.mp4", "duration": 2, "max_cost": 1.5, "resubmit": False, "take": None,
              "params": {"seed": [1, 2], "prompt": "x"}}  # fmt: skip
     assert echo.serialize_parameters(plain) == plain and handed_to_prefect == []
+    class Request(BaseModel):
+        source: str
+        seed: int | None = None
+
+    as_json = {"request": {"source": "a.mp4", "seed": None}, "takes": [{"source": "b", "seed": 1}]}
+    models = {"request": Request(source="a.mp4"), "takes": [Request(source="b", seed=1)]}
+    assert echo.serialize_parameters(models) == as_json and handed_to_prefect == []
     for odd in (Path("/a.mp4"), Colour.RED, (1, 2), {1: "int key"}):
         assert echo.serialize_parameters({"value": odd}) == {"via": "prefect"}
     assert len(handed_to_prefect) == 4
