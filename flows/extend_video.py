@@ -13,12 +13,12 @@ from urllib.parse import urlparse
 from prefect import flow
 from prefect.runtime import flow_run
 
-from rh_extend import __version__, observe, progress
+from rh_extend import __version__, observe, stage_events
 from rh_extend.errors import ConfigurationError
 from rh_extend.flows.direct import untagged_task_runs
-from rh_extend.keys import request_key
 from rh_extend.limits import runninghub_slot
 from rh_extend.prefect_internals import plain_json_parameters
+from rh_extend.request_keys import request_key
 from rh_extend.result import ExtendResult
 from rh_extend.settings import Settings, load_settings
 from rh_extend.tasks import (
@@ -253,7 +253,7 @@ def run_chain(
             staged = steps.stage(source, model)
         expected_s = staged.info.duration_s + spec.added_seconds(staged.info.duration_s, params)
         key = request_key(staged.sha256, model, params, take)
-        progress.emit("stage", "info", data={"request_key": key})
+        stage_events.emit("stage", "info", data={"request_key": key})
         observe.track_run(key, model, timings)
         slot.reserve()  # acquired while the lookup and the upload run
         earlier = steps.look_up(key, resubmit)
@@ -269,7 +269,7 @@ def run_chain(
             with _timed(timings, "submit"):
                 submitted = steps.submit(key, model, video_url, params, resubmit)
         slot.submitted()
-        progress.emit("submit", "info", data={"task_id": submitted.task_id})
+        stage_events.emit("submit", "info", data={"task_id": submitted.task_id})
         observe.submitted(key, model, submitted, price, timings)
         with _timed(timings, "poll"):
             finished = _finished_at_submit(submitted) or steps.wait(

@@ -15,8 +15,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from rh_extend.progress import StageEvent
 from rh_extend.result import ExtendResult
+from rh_extend.stage_events import StageEvent
 
 BYTE_STAGES = {"upload", "download"}
 
@@ -33,8 +33,8 @@ class RunContext:
         self.task_id = event.data.get("task_id", self.task_id)
 
 
-class StageProgress:
-    """A rich Progress with a row per stage, fed by stage events."""
+class StageBars:
+    """The terminal's progress bars: a rich Progress with a row per stage, fed by stage events."""
 
     def __init__(self, console: Console) -> None:
         self.progress = Progress(
@@ -48,7 +48,7 @@ class StageProgress:
         )
         self.rows: dict[str, TaskID] = {}
 
-    def __enter__(self) -> StageProgress:
+    def __enter__(self) -> StageBars:
         self.progress.start()
         return self
 

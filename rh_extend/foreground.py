@@ -13,8 +13,8 @@ from typing import Any
 
 from rich.console import Console
 
-from rh_extend import progress
-from rh_extend.display import RunContext, StageProgress, quiet_prefect_console
+from rh_extend import stage_events
+from rh_extend.display import RunContext, StageBars, quiet_prefect_console
 from rh_extend.result import ExtendResult
 from rh_extend.settings import load_settings
 
@@ -42,11 +42,11 @@ def run_extension(
 
     with ExitStack() as stack:
         stack.enter_context(direct_run(model))
-        stack.enter_context(progress.listening(context))
+        stack.enter_context(stage_events.listening(context))
         if display is not None:
-            bars = stack.enter_context(StageProgress(display))
-            stack.enter_context(progress.listening(bars))
-            stack.enter_context(progress.listening(_quiet_prefect_once()))
+            bars = stack.enter_context(StageBars(display))
+            stack.enter_context(stage_events.listening(bars))
+            stack.enter_context(stage_events.listening(_quiet_prefect_once()))
         try:
             result: ExtendResult = extend_video(source=source, model=model, **params, **options)
         finally:
@@ -68,7 +68,7 @@ def _quiet_prefect_once() -> Any:
     """Prefect's console logs would tear the progress bars: silence them at the first stage."""
     done = threading.Event()
 
-    def listener(event: progress.StageEvent) -> None:
+    def listener(event: stage_events.StageEvent) -> None:
         if not done.is_set():
             quiet_prefect_console()
             done.set()

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from rh_extend import observe, progress
+from rh_extend import observe, stage_events
 from rh_extend.clients import archive
 from rh_extend.result import ExtendResult
 from rh_extend.settings import load_settings
@@ -76,7 +76,7 @@ def archive_run(
 ) -> ExtendResult:
     settings = load_settings()
     store = archive(settings)
-    progress.emit("archive", "start", total=float(downloaded.size + staged.info.size_bytes))
+    stage_events.emit("archive", "start", total=float(downloaded.size + staged.info.size_bytes))
     output_name = f"output.{downloaded.extension}"
     # the two uploads and the contact sheet are independent: side by side, then the manifest
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="rh-extend-archive") as pool:
@@ -116,6 +116,6 @@ def archive_run(
         "[%s task %s] archived %s", request_key[:12], manifest["task_id"], manifest["output"]["uri"]
     )
     observe.publish_run(store, manifest)
-    progress.emit("archive", "done", message=f"{output_name}, input, manifest.json")
+    stage_events.emit("archive", "done", message=f"{output_name}, input, manifest.json")
     presigned = store.presign(request_key, output_name, settings.presign_ttl_s)
     return result_from_manifest(manifest, store.uri(request_key, MANIFEST), presigned, reused=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from rh_extend import progress
+from rh_extend import stage_events
 from rh_extend.clients import runninghub_client
 from rh_extend.errors import ArchiveMismatchError, MediaError
 from rh_extend.media import VideoInfo, verify_decodes_to_end
@@ -48,13 +48,13 @@ def download_output(request_key: str, task_id: str, response: TaskResponse) -> D
     extension = _extension(output.output_type)
     dest = settings.workdir / "runs" / request_key / f"output.{extension}"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    progress.emit("download", "start")
+    stage_events.emit("download", "start")
     with runninghub_client(settings) as client:
         fetched = client.download(
             output.url,
             dest,
             max_bytes=settings.max_output_bytes,
-            on_progress=lambda done, total: progress.emit(
+            on_progress=lambda done, total: stage_events.emit(
                 "download", "advance", completed=done, total=total
             ),
         )
@@ -73,7 +73,7 @@ def download_output(request_key: str, task_id: str, response: TaskResponse) -> D
         fetched.sha256,
         f" after {fetched.resumed} resume(s)" if fetched.resumed else "",
     )
-    progress.emit("download", "done", completed=fetched.size, total=fetched.size)
+    stage_events.emit("download", "done", completed=fetched.size, total=fetched.size)
     return Downloaded(
         path=fetched.path, size=fetched.size, sha256=fetched.sha256, info=info, extension=extension
     )

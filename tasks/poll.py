@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from rh_extend import observe, progress
+from rh_extend import observe, stage_events
 from rh_extend.clients import runninghub_client
 from rh_extend.settings import load_settings
 from rh_extend.tasks.common import retry_on_transient
@@ -45,7 +45,7 @@ def _tracker(
             )
             marks.setdefault(status, time.monotonic())
             logger.info("[%s task %s] status %s", request_key[:12], task_id, status)
-        progress.emit(
+        stage_events.emit(
             "poll",
             "advance",
             completed=time.monotonic() - started,
@@ -106,7 +106,7 @@ def wait_for_task(request_key: str, task_id: str, typical_s: int) -> Finished:
     history: list[dict[str, str]] = []
     marks: dict[str, float] = {}
     begin = time.monotonic()
-    progress.emit("poll", "start", total=float(typical_s), data={"task_id": task_id})
+    stage_events.emit("poll", "start", total=float(typical_s), data={"task_id": task_id})
     watch = observe.PollProgress(request_key, task_id, typical_s)
     with runninghub_client(settings) as client:
         try:
@@ -126,7 +126,7 @@ def wait_for_task(request_key: str, task_id: str, typical_s: int) -> Finished:
     _deadlines.pop(task_id, None)
     end = time.monotonic()
     running_from = marks.get("RUNNING", begin)
-    progress.emit("poll", "done", message=str(final.status), data={"task_id": task_id})
+    stage_events.emit("poll", "done", message=str(final.status), data={"task_id": task_id})
     return Finished(
         response=final, history=history, queued_s=running_from - begin, running_s=end - running_from
     )

@@ -10,7 +10,7 @@ from typing import Literal
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from rh_extend import progress
+from rh_extend import stage_events
 from rh_extend.clients import runninghub_client
 from rh_extend.errors import MediaError, SourceError
 from rh_extend.media import VideoInfo, probe, sha256_file
@@ -81,7 +81,7 @@ def _fetch(source: str, kind: SourceKind, max_bytes: int) -> Path:
 def stage_source(source: str, model_id: str) -> StagedSource:
     spec = get_model(model_id)
     kind = source_kind(source)
-    progress.emit("stage", "start", message=f"reading {source}")
+    stage_events.emit("stage", "start", message=f"reading {source}")
     path = _local_file(source) if kind == "local" else _fetch(source, kind, spec.max_input_bytes)
     try:
         info = probe(path)
@@ -99,5 +99,5 @@ def stage_source(source: str, model_id: str) -> StagedSource:
         info.size_bytes,
         digest,
     )
-    progress.emit("stage", "done", message=f"{info.duration_s:.1f} s {info.container}")
+    stage_events.emit("stage", "done", message=f"{info.duration_s:.1f} s {info.container}")
     return StagedSource(source=source, kind=kind, path=path, sha256=digest, info=info)

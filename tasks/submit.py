@@ -13,7 +13,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from rh_extend import progress
+from rh_extend import stage_events
 from rh_extend.clients import archive, runninghub_client
 from rh_extend.errors import SubmissionInProgressError, UnresolvedSubmissionError
 from rh_extend.settings import load_settings
@@ -68,7 +68,7 @@ def submit_request(
         if record.get("task_id"):
             return _resume_or_stop(book, request_key, record)
         raise SubmissionInProgressError(request_key, book.uri(request_key))
-    progress.emit("submit", "start", message=model_id)
+    stage_events.emit("submit", "start", message=model_id)
     body = get_model(model_id).build_body(video_url, params)
     try:
         with runninghub_client(load_settings()) as client:
@@ -92,5 +92,5 @@ def submit_request(
         model_id,
         response.status,
     )
-    progress.emit("submit", "done", message=task_id, data={"task_id": task_id})
+    stage_events.emit("submit", "done", message=task_id, data={"task_id": task_id})
     return Submitted(task_id=task_id, resumed=False, response=response)

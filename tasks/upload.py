@@ -8,7 +8,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from rh_extend import progress
+from rh_extend import stage_events
 from rh_extend.clients import archive, runninghub_client
 from rh_extend.settings import load_settings
 from rh_extend.storage import presign_s3_uri, s3_client
@@ -55,7 +55,7 @@ def upload_source(staged: StagedSource, request_key: str) -> str:
     if staged.kind == "s3":
         return presign_s3_uri(s3_client(settings.s3_checksums), staged.source, 86400)
     size = staged.info.size_bytes
-    progress.emit("upload", "start", total=size)
+    stage_events.emit("upload", "start", total=size)
     if settings.upload_via == "s3":
         store = archive(settings)
         name = INPUT_NAME.format(ext=staged.info.container)
@@ -71,11 +71,11 @@ def upload_source(staged: StagedSource, request_key: str) -> str:
         with runninghub_client(settings) as client:
             uploaded = client.upload(
                 staged.path,
-                on_progress=lambda sent, total: progress.emit(
+                on_progress=lambda sent, total: stage_events.emit(
                     "upload", "advance", completed=sent, total=total
                 ),
             )
         url = uploaded.download_url
     logger.info("Uploaded %s (%d bytes) via %s", staged.path.name, size, settings.upload_via)
-    progress.emit("upload", "done", completed=size, total=size)
+    stage_events.emit("upload", "done", completed=size, total=size)
     return url

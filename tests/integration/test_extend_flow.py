@@ -94,7 +94,7 @@ def test_lost_submit_answer_on_record_stops_without_paying(
     sandbox: Any,
     s3_prefix: str,
 ) -> None:
-    from rh_extend.keys import request_key
+    from rh_extend.request_keys import request_key
     from runninghub import get_model
 
     params = get_model("skyreels-v3-shot-switching").normalize({"prompt": "lost", "duration": 2})

@@ -25,8 +25,8 @@ import pytest
 
 from rh_extend.errors import UnresolvedSubmissionError
 from rh_extend.flows.extend_video import extend_video
-from rh_extend.keys import request_key
 from rh_extend.localstack import LocalStack
+from rh_extend.request_keys import request_key
 from rh_extend.storage import Archive, parse_s3_uri
 from runninghub import (
     InvalidRequestError,

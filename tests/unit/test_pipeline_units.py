@@ -14,8 +14,8 @@ from rh_extend.errors import (
     exit_code_for,
 )
 from rh_extend.flows.extend_video import check_settings, user_params
-from rh_extend.keys import request_key
 from rh_extend.media import make_sample_clip, probe, sha256_file
+from rh_extend.request_keys import request_key
 from rh_extend.result import ExtendResult
 from rh_extend.settings import Settings
 from rh_extend.storage import parse_s3_uri

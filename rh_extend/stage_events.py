@@ -1,4 +1,5 @@
-"""In-process stage events: tasks report, the CLI's rich display listens.
+"""Stage events, in process: each step reports start, advance and done; the terminal's bars
+(`display.StageBars`) listen. (Not the Prefect progress artifact: see `observe`.)
 
 Prefect tasks run in threads of the same process as the flow when called from the CLI, so a
 plain list of listeners is enough; runs on remote workers simply have no listener.
