@@ -23,14 +23,14 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import wire
+from .api_keys import bearer_key, body_key, fingerprint
 from .config import SandboxConfig
 from .faults import GENERIC_KINDS, LINK_KINDS, FaultContext, FaultRule, FaultSpecError
 from .files import Unsatisfiable, expired_xml, http_date, oss_error_xml, parse_range, read_chunks
-from .keys import bearer_key, body_key, fingerprint
+from .lifecycle import Status
 from .models_table import MODELS, ModelSpec, model_for_price_preview
 from .processing import FETCH_HEADER
 from .state import Refusal, SandboxState
-from .tasks import Status
 from .upload_parser import (
     MultipartError,
     TooLarge,

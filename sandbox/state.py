@@ -16,13 +16,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .api_keys import fingerprint, without_keys
 from .config import SandboxConfig
 from .faults import FaultContext, FaultEngine
 from .files import FileStore
-from .keys import fingerprint, without_keys
+from .lifecycle import TERMINAL, LifecycleWorker, Status, Task, TaskFaults, TaskIds
 from .models_table import ModelSpec
 from .processing import Processor
-from .tasks import TERMINAL, LifecycleWorker, Status, Task, TaskFaults, TaskIds
 from .wire import money, task_body
 
 
