@@ -1,6 +1,6 @@
 """Everything the sandbox remembers, behind one lock: tasks, ledger, balance, files, faults.
 
-The HTTP routes (app.py), the control API and `SandboxServer.state` all go through this object,
+The HTTP routes (`routes/`), the control API and `SandboxServer.state` all go through this object,
 so tests can inspect or steer the server in-process or over HTTP and see the same thing.
 """
 
