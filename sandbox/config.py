@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .api_keys import fingerprint
+
 DEFAULT_API_KEY = "sk-sandbox-0001"
 MIB = 1024 * 1024
 
@@ -88,8 +90,6 @@ class SandboxConfig:
 
     def public_view(self) -> dict[str, Any]:
         """JSON-safe view for the control API (keys shown only as fingerprints)."""
-        from .keys import fingerprint
-
         view = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         view["api_keys"] = sorted(fingerprint(k) for k in self.api_keys)
         view["data_dir"] = str(self.data_dir) if self.data_dir is not None else None

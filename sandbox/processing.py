@@ -24,7 +24,7 @@ import httpx
 from .config import SandboxConfig
 from .faults import FaultContext, FaultEngine
 from .files import FileStore
-from .tasks import JobOutcome, Task
+from .lifecycle import JobOutcome, Task
 from .video import (
     ExtendResult,
     VideoError,

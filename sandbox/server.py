@@ -11,8 +11,9 @@ from typing import Any, Self
 import httpx
 import uvicorn
 
-from .app import DROP, create_app
+from .app import create_app
 from .config import SandboxConfig
+from .connection import DROP
 from .faults import FaultRule
 from .state import SandboxState
 

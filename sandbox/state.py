@@ -1,6 +1,6 @@
 """Everything the sandbox remembers, behind one lock: tasks, ledger, balance, files, faults.
 
-The HTTP routes (app.py), the control API and `SandboxServer.state` all go through this object,
+The HTTP routes (`routes/`), the control API and `SandboxServer.state` all go through this object,
 so tests can inspect or steer the server in-process or over HTTP and see the same thing.
 """
 
@@ -16,13 +16,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .api_keys import fingerprint, without_keys
 from .config import SandboxConfig
 from .faults import FaultContext, FaultEngine
 from .files import FileStore
-from .keys import fingerprint, without_keys
+from .lifecycle import TERMINAL, LifecycleWorker, Status, Task, TaskFaults, TaskIds
 from .models_table import ModelSpec
 from .processing import Processor
-from .tasks import TERMINAL, LifecycleWorker, Status, Task, TaskFaults, TaskIds
 from .wire import money, task_body
 
 

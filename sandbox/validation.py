@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from .keys import KEY_FIELDS
+from .api_keys import KEY_FIELDS
 from .models_table import MAX_URL_LEN, FieldSpec, Kind, ModelSpec
 
 _INT_STRING = re.compile(r"(0|[1-9][0-9]*)")

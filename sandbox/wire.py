@@ -19,7 +19,7 @@ from typing import Any
 
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from .tasks import Status, Task
+from .lifecycle import Status, Task
 
 EMPTY_USAGE: dict[str, Any] = {
     "consumeMoney": None,

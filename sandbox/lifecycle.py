@@ -1,4 +1,4 @@
-"""Task records, the task store, and the background worker that drives the lifecycle.
+"""A RunningHub task's life in the sandbox: its record, its id, and the worker that moves it on.
 
 CREATE -> QUEUED (queue_seconds) -> RUNNING (run_seconds) -> SUCCESS | FAILED, or CANCEL.
 Time moves on its own (a worker thread), not when a client queries, so a client that polls
