@@ -91,19 +91,6 @@ class ItemOutcome(BaseModel):
     flow_run_id: str | None = None
     seconds: float = 0.0
 
-    def row(self) -> dict[str, Any]:
-        return {
-            "item": self.label,
-            "status": self.status,
-            "model": self.model or "",
-            "output": self.output_uri or "",
-            "task_id": self.task_id or "",
-            "request_key": self.request_key or "",
-            "cause": self.cause or "",
-            "flow_run_id": self.flow_run_id or "",
-            "seconds": round(self.seconds, 1),
-        }
-
 
 class BatchSummary(BaseModel):
     source: str
@@ -511,24 +498,14 @@ def summarize(source: str, outcomes: list[ItemOutcome], scan: InboxScan | None) 
 def _report(summary: BatchSummary) -> None:
     """The batch's report and table (sent side by side with the items' last reports) and
     `rh-extend.batch.finished`; returns once all of them are with Prefect."""
-    lines = [
-        f"# Batch {summary.source}",
-        "",
-        summary.line(),
-        "",
-        "| item | status | output / cause |",
-        "|---|---|---|",
-    ]
-    for o in summary.items:
-        detail = o.output_uri if o.status in ("archived", "reused") else (o.cause or "")
-        lines.append(f"| {o.label} | {o.status} | {str(detail).replace('|', '/')} |")
-    batch, markdown, description = str(flow_run.id), "\n".join(lines), summary.line()
+    batch, description = str(flow_run.id), summary.line()
+    markdown = observe.render_batch_markdown(summary.source, description, summary.items)
+    rows = observe.batch_rows(summary.items)
 
     def send_report() -> None:
         create_markdown_artifact(markdown, key="extend-batch-report", description=description)
 
     def send_table() -> None:
-        rows = [o.row() for o in summary.items]
         create_table_artifact(rows, key="extend-batch-items", description=description)
 
     observe.report_writes.put(("batch-report", batch), send_report)
