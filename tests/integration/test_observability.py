@@ -36,8 +36,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from rh_extend.cli import app
-from rh_extend.flows.extend_batch import BATCH_FINISHED, ItemOutcome, summarize
-from rh_extend.flows.extend_batch import _report as report
+from rh_extend.flows.batch.outcomes import ItemOutcome, summarize
+from rh_extend.flows.batch.report import BATCH_FINISHED, report
 from rh_extend.flows.extend_video import extend_video
 from rh_extend.localstack import LOCAL_API_KEY, LocalStack
 from rh_extend.observe import artifact_key, artifacts
