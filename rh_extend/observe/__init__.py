@@ -7,7 +7,6 @@ is logged and the run goes on) and never carries the API key.
 from rh_extend.observe.artifacts import (
     PollProgress,
     artifact_key,
-    publish_batch_table,
     publish_run,
     store_contact_sheet,
 )
@@ -21,14 +20,16 @@ from rh_extend.observe.hooks import (
     tag_run,
     track_run,
 )
+from rh_extend.observe.render import batch_rows, render_batch_markdown
 from rh_extend.observe.writer import report_writes
 
 __all__ = [
     "PollProgress",
     "artifact_key",
+    "batch_rows",
     "finished",
-    "publish_batch_table",
     "publish_run",
+    "render_batch_markdown",
     "report_failed_run",
     "report_failure",
     "report_writes",

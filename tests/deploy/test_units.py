@@ -18,7 +18,7 @@ from rh_extend.deployments.definitions import (
     deployments,
     prefect_yaml,
 )
-from rh_extend.flows.extend_batch import BatchSummary, ItemOutcome, check_item, item_key
+from rh_extend.flows.batch.outcomes import BatchSummary, ItemOutcome, check_item, item_key
 from rh_extend.localstack import LocalStack
 from rh_extend.receiver import BadRequest, ReceiverSettings, create_app, parse_webhook
 from runninghub import InputValidationError
@@ -73,6 +73,25 @@ def test_served_deployments_match_the_yaml() -> None:
     )
     assert overridden[0].parameters["settle_s"] == 0
     assert overridden[0].schedules[0].schedule.interval.total_seconds() == 5
+
+
+def test_prefect_yaml_entrypoints_load_from_their_files() -> None:
+    """`prefect deploy` loads each flow from its file, not from the package: the same flow."""
+    import importlib
+
+    from prefect.flows import load_flow_from_entrypoint
+
+    for entry in prefect_yaml()["deployments"]:
+        from_file = load_flow_from_entrypoint(str(ROOT / entry["entrypoint"]))
+        module, _, name = by_name(entry["name"]).module_entrypoint.partition(":")
+        assert from_file.name == getattr(importlib.import_module(module), name).name
+
+
+def test_batch_names_still_import_from_the_flow_module() -> None:
+    from rh_extend.flows import extend_batch
+
+    assert (extend_batch.BatchSummary, extend_batch.ItemOutcome) == (BatchSummary, ItemOutcome)
+    assert (extend_batch.check_item, extend_batch.item_key) == (check_item, item_key)
 
 
 def test_trigger_maps_every_optional_flow_parameter_but_resubmit() -> None:

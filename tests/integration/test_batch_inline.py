@@ -22,7 +22,8 @@ from prefect.client.schemas.filters import (
     TaskRunFilter,
 )
 
-from rh_extend.flows.extend_batch import BatchSummary, extend_batch
+from rh_extend.flows.batch.outcomes import BatchSummary
+from rh_extend.flows.extend_batch import extend_batch
 from rh_extend.localstack import LocalStack
 from rh_extend.observe import artifact_key
 from rh_extend.storage import Archive

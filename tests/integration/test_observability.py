@@ -26,22 +26,21 @@ import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
-    ArtifactFilter,
-    ArtifactFilterKey,
     FlowRunFilter,
     FlowRunFilterId,
     LogFilter,
     TaskRunFilter,
 )
 from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
-from pydantic import BaseModel
 from rich.console import Console
 from typer.testing import CliRunner
 
 from rh_extend.cli import app
+from rh_extend.flows.batch.outcomes import ItemOutcome, summarize
+from rh_extend.flows.batch.report import BATCH_FINISHED, report
 from rh_extend.flows.extend_video import extend_video
 from rh_extend.localstack import LOCAL_API_KEY, LocalStack
-from rh_extend.observe import artifact_key, artifacts, publish_batch_table
+from rh_extend.observe import artifact_key, artifacts
 from rh_extend.observe.runs import RunRow, render
 from rh_extend.result import ExtendResult
 from rh_extend.storage import Archive, parse_s3_uri
@@ -404,69 +403,97 @@ def runs_rows(rows: Any) -> list[RunRow]:
     return [RunRow(**row) for row in rows]
 
 
-class _Outcome(BaseModel):
-    """Shaped like the batch flow's per-item outcome."""
+def _artifacts_when_there(run_id: object, keys: set[str]) -> dict[str, Any]:
+    """This run's keyed artifacts, once all of KEYS arrived."""
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        found = _artifacts(run_id)
+        if keys <= set(found) or time.monotonic() > deadline:
+            assert keys <= set(found), f"artifacts of run {run_id}: {sorted(found)}"
+            return found
+        time.sleep(0.2)
 
-    label: str
-    status: str
-    model: str | None = None
-    output_uri: str | None = None
-    cost: float | None = None
-    cause: str | None = None
-    seconds: float = 0.0
 
+def test_batch_report_table_and_finished_event() -> None:
+    """What the batch flow leaves at its end, for one archived item and one failed."""
+    archived = ItemOutcome(
+        label="a.mp4",
+        source="/videos/a.mp4",
+        model="wan-2.7",
+        status="archived",
+        request_key="ab" * 32,
+        task_id="1234",
+        output_uri="s3://bucket/p/output.mp4",
+        cost=0.8,
+        flow_run_id="run-a",
+        seconds=4.31,
+    )
+    failed = ItemOutcome(
+        label="b.mp4",
+        source="/videos/b.mp4",
+        model=FAIL_MODEL,
+        status="failed",
+        task_id="5678",
+        cause="TaskFailedError: task | failed (1015)",
+        seconds=1.0,
+    )
+    summary = summarize("batch.jsonl", [archived, failed], None)
 
-def test_publish_batch_table(runs: Runs) -> None:
-    rows: list[Any] = [
+    @flow(name="batch-report-probe")
+    def probe() -> None:
+        report(summary)
+
+    state = probe(return_state=True)
+    run_id = state.state_details.flow_run_id
+    arts = _artifacts_when_there(run_id, {"extend-batch-report", "extend-batch-items"})
+    table = arts["extend-batch-items"]
+    assert table.type == "table" and table.description == summary.line()
+    assert json.loads(table.data) == [
         {
             "item": "a.mp4",
             "status": "archived",
             "model": "wan-2.7",
-            "cost": runs.ok.cost,
-            "input_duration_s": 3.0,
-            "output_duration_s": 5.0,
-            "seconds": 4.25,
-            "output_uri": runs.ok.output_uri,
-            "task_id": runs.ok.task_id,
+            "output": "s3://bucket/p/output.mp4",
+            "task_id": "1234",
+            "request_key": "ab" * 32,
+            "cause": "",
+            "flow_run_id": "run-a",
+            "seconds": 4.3,
         },
-        _Outcome(label="b.mp4", status="failed", model=FAIL_MODEL, cause="task failed (1015)"),
+        {
+            "item": "b.mp4",
+            "status": "failed",
+            "model": FAIL_MODEL,
+            "output": "",
+            "task_id": "5678",
+            "request_key": "",
+            "cause": "TaskFailedError: task | failed (1015)",
+            "flow_run_id": "",
+            "seconds": 1.0,
+        },
     ]
-
-    @flow(name="batch-table-probe")
-    def probe() -> UUID | None:
-        return publish_batch_table(rows)
-
-    state = probe(return_state=True)
-    artifact_id = state.result()
-    assert artifact_id is not None
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["extend-batch-videos"])),
-            flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
-            ),
-        )
-    assert [artifact.id for artifact in found] == [artifact_id]
-    assert found[0].type == "table"
-    assert found[0].description == f"2 videos: 1 archived, 1 failed · cost {runs.ok.cost:.4g}"
-    table = json.loads(found[0].data)
-    columns = "item status model cost input_s output_s run_s output link error task_id flow_run_id"
-    assert [list(row) for row in table] == [columns.split()] * 2
-    archived, failed = table
-    assert (archived["item"], archived["status"], archived["cost"]) == (
-        "a.mp4",
-        "archived",
-        runs.ok.cost,
+    markdown = arts["extend-batch-report"]
+    assert markdown.type == "markdown" and markdown.description == summary.line()
+    assert markdown.data == "\n".join(
+        [
+            "# Batch batch.jsonl",
+            "",
+            summary.line(),
+            "",
+            "| item | status | output / cause |",
+            "|---|---|---|",
+            "| a.mp4 | archived | s3://bucket/p/output.mp4 |",
+            "| b.mp4 | failed | TaskFailedError: task / failed (1015) |",
+        ]
     )
-    assert (archived["input_s"], archived["output_s"], archived["run_s"]) == (3.0, 5.0, 4.25)
-    output = httpx.get(archived["link"], timeout=10).content
-    assert hashlib.sha256(output).hexdigest() == runs.ok.output_sha256
-    assert (failed["item"], failed["status"], failed["error"]) == (
-        "b.mp4",
-        "failed",
-        "task failed (1015)",
-    )
-    assert failed["link"] == "" and failed["output"] == ""
+    finished = _events(run_id, {BATCH_FINISHED})[BATCH_FINISHED]
+    assert finished.resource.id == f"rh-extend.batch.{run_id}"
+    assert finished.resource["prefect.resource.name"] == "batch.jsonl"
+    assert (finished.payload["total"], finished.payload["archived"]) == (2, 1)
+    assert finished.payload["failed"] == 1 and "items" not in finished.payload
+    assert finished.payload["failed_items"] == [
+        {"item": "b.mp4", "cause": "TaskFailedError: task | failed (1015)"}
+    ]
 
 
 class _Hook(BaseHTTPRequestHandler):

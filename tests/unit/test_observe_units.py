@@ -1,4 +1,5 @@
-"""The background writer and the progress artifact's timing: no servers, no Prefect API."""
+"""The background writer, the progress artifact's timing and the batch's report and table:
+no servers, no Prefect API."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from rh_extend.observe import artifacts
+from rh_extend.observe.render import batch_rows, render_batch_markdown
 from rh_extend.observe.writer import WORKERS, _Writer
 
 WAIT_S = 5.0
@@ -138,3 +140,62 @@ def test_a_failure_is_shown_whenever_it_comes(
     _poll(progress, clock, 0.5, "RUNNING")
     progress.mark_failed(RuntimeError("generation failed"))
     assert len(sent) == 1 and sent[0][1].startswith("FAILED: ")
+
+
+@dataclass
+class _Item:
+    """Shaped like the batch flow's `ItemOutcome`."""
+
+    label: str
+    status: str
+    model: str | None = None
+    output_uri: str | None = None
+    task_id: str | None = None
+    request_key: str | None = None
+    cause: str | None = None
+    flow_run_id: str | None = None
+    seconds: float = 0.0
+
+
+BATCH = [
+    _Item("a.mp4", "archived", "wan-2.7", "s3://b/a/out.mp4", "1", "k" * 64, None, "r", 12.345),
+    _Item("b.mp4", "reused", "wan-2.7", "s3://b/b/out.mp4", cause="ignored: it succeeded"),
+    _Item("c.mp4", "failed", cause="TaskFailedError: a | b"),
+    _Item("d.mp4", "duplicate"),
+]
+
+
+def test_batch_rows_fill_every_column_with_empty_strings_for_missing_values() -> None:
+    rows = batch_rows(BATCH)
+    columns = ["item", "status", "model", "output", "task_id", "request_key", "cause"]
+    columns += ["flow_run_id", "seconds"]
+    assert [list(row) for row in rows] == [columns] * len(BATCH)
+    assert rows[0] == {
+        "item": "a.mp4",
+        "status": "archived",
+        "model": "wan-2.7",
+        "output": "s3://b/a/out.mp4",
+        "task_id": "1",
+        "request_key": "k" * 64,
+        "cause": "",
+        "flow_run_id": "r",
+        "seconds": 12.3,
+    }
+    missing = dict.fromkeys(columns[2:-1], "")
+    assert rows[3] == {"item": "d.mp4", "status": "duplicate", **missing, "seconds": 0.0}
+
+
+def test_batch_markdown_shows_the_output_of_a_success_and_the_cause_otherwise() -> None:
+    markdown = render_batch_markdown("s3://in/box/", "4 items: …", BATCH)
+    assert markdown.splitlines() == [
+        "# Batch s3://in/box/",
+        "",
+        "4 items: …",
+        "",
+        "| item | status | output / cause |",
+        "|---|---|---|",
+        "| a.mp4 | archived | s3://b/a/out.mp4 |",
+        "| b.mp4 | reused | s3://b/b/out.mp4 |",
+        "| c.mp4 | failed | TaskFailedError: a / b |",
+        "| d.mp4 | duplicate |  |",
+    ]
