@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from rh_extend.localstack import LocalStack
+from rh_extend.local_servers import LocalServers
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -49,7 +49,7 @@ def _hits(sandbox: Any, rule_id: int) -> int:
     return sum(rule["hits"] for rule in sandbox.faults() if rule["id"] == rule_id)
 
 
-def _submission_records(stack: LocalStack, prefix: str) -> dict[str, dict[str, Any]]:
+def _submission_records(stack: LocalServers, prefix: str) -> dict[str, dict[str, Any]]:
     """Every `<prefix>/<request_key>/submission.json`, by request key."""
     s3 = stack.s3()
     listing = s3.list_objects_v2(Bucket=stack.bucket, Prefix=f"{prefix}/")
@@ -62,7 +62,7 @@ def _submission_records(stack: LocalStack, prefix: str) -> dict[str, dict[str, A
     return records
 
 
-def _recorded_task_id(stack: LocalStack, prefix: str) -> tuple[str, str] | None:
+def _recorded_task_id(stack: LocalServers, prefix: str) -> tuple[str, str] | None:
     for request_key, record in _submission_records(stack, prefix).items():
         if record.get("task_id"):
             return request_key, str(record["task_id"])
@@ -70,7 +70,7 @@ def _recorded_task_id(stack: LocalStack, prefix: str) -> tuple[str, str] | None:
 
 
 def test_killed_while_polling_resumes_the_same_task(
-    clip: Path, stack: LocalStack, sandbox: Any, s3_prefix: str, prefect_api: str, tmp_path: Path
+    clip: Path, stack: LocalServers, sandbox: Any, s3_prefix: str, prefect_api: str, tmp_path: Path
 ) -> None:
     prompt = f"crash-resume {s3_prefix}"
     sandbox.add_fault(
