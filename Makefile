@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
 # PostgreSQL's binaries, installed when missing: the tests' Prefect API, `bench` and `scale-out`
-# run on throwaway local clusters (benchmarks/servers.py).
+# run on throwaway local clusters (rh_extend/local_servers/postgres.py).
 .PHONY: postgres
 postgres:
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || \

@@ -127,9 +127,9 @@ def measure(root: Path, runs: int, quick: bool) -> dict[str, Any]:
     with Stack(root, publish=[source]) as st:
         url = st.published[0]
         env = {**st.env}
-        from benchmarks.servers import clean_env
+        from benchmarks.servers import bench_env
 
-        env = clean_env(**st.env, RH_EXTEND_WORKDIR=str(root / "work"))
+        env = bench_env(**st.env, RH_EXTEND_WORKDIR=str(root / "work"))
         for attempt in range(runs):
             for side in ("floor", "pipeline"):
                 dest = root / f"{side}.out"

@@ -1,74 +1,40 @@
-"""The servers every comparison talks to, each in its own process.
+"""The servers every comparison talks to, each in its own process, from rh_extend.local_servers.
 
 - `Stack`: the RunningHub sandbox, run by `python -m benchmarks.servers` in a child process
   (so its threads never compete for the measured process's GIL), and moto's S3 server in a
-  child of that one; steered over the sandbox's HTTP control API (`/_sandbox/...`).
-- `PrefectServer`: a real `prefect server start` on 127.0.0.1 (SQLite, or a throwaway
-  PostgreSQL cluster with `postgres=True`), with its own PREFECT_HOME.
+  child of that one; steered over the sandbox's HTTP control API (`/_sandbox/...`), and with a
+  log of when each client request arrived (`RequestLog`).
+- `PrefectServer`: the kit's `prefect server start` (SQLite, or a throwaway PostgreSQL cluster
+  with `postgres=True`) with its PREFECT_HOME under the comparison's folder.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
+import contextlib
 import json
 import os
-import shutil
-import signal
-import socket
+import selectors
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from rh_extend import local_servers as kit
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-QUIET = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+STACK_STARTUP_TIMEOUT_S = 120.0  # the child's own waits: moto 60 s, the sandbox 20 s
+STACK_EXIT_TIMEOUT_S = 20.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout_s: float, every_s: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(every_s)
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any PREFECT_* / RH_EXTEND_* / RUNNINGHUB_* setting."""
-    drop = ("PREFECT_", "RH_EXTEND_", "RUNNINGHUB_", "AWS_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env.update(QUIET)
-    env["PYTHONPATH"] = str(ROOT)
-    env.update(extra)
-    return env
-
-
-def stop_process(proc: subprocess.Popen[Any], timeout: float = 30.0) -> None:
-    """SIGTERM the process group we started (start_new_session=True), then SIGKILL."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+def bench_env(**extra: str) -> dict[str, str]:
+    """The kit's clean environment, with this checkout importable (`-m benchmarks...`)."""
+    return kit.clean_env(PYTHONPATH=str(ROOT), **extra)
 
 
 # ----------------------------------------------------------------------- sandbox + S3
@@ -81,41 +47,50 @@ class Stack:
         self.workdir = workdir
         self.options = sandbox
         self.publish = publish or []
-        self.proc: subprocess.Popen[str] | None = None
         self.info: dict[str, Any] = {}
 
     def __enter__(self) -> Stack:
-        args = [sys.executable, "-m", "benchmarks.servers", json.dumps(self.options)]
-        args += [str(p) for p in self.publish]
-        self.log = (self.workdir / "stack.log").open("w")
-        self.proc = subprocess.Popen(
-            args,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-            env=clean_env(),
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"stack did not start: {(self.workdir / 'stack.log').read_text()}")
-        self.info = json.loads(line)
+        args = [
+            sys.executable,
+            "-m",
+            "benchmarks.servers",
+            "--s3-log",
+            str(self.workdir / "s3.log"),
+        ]
+        args += [json.dumps(self.options), *map(str, self.publish)]
+        log = self.workdir / "stack.log"
+        self.process = kit.start_process("stack", args, bench_env(), log, cwd=ROOT, pipes=True)
+        try:
+            self.info = json.loads(self._first_line())
+        except BaseException:
+            self.process.stop()
+            raise
         self.http = httpx.Client(base_url=self.base_url, timeout=30, trust_env=False)
         return self
 
+    def _first_line(self) -> str:
+        """The child's line of JSON, read with a deadline; its log if it dies or hangs first."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout=STACK_STARTUP_TIMEOUT_S):
+                raise TimeoutError(
+                    f"stack not up in {STACK_STARTUP_TIMEOUT_S:.0f} s:\n{self.process.tail()}"
+                )
+        line = self.process.stdout.readline()
+        if not line:  # its stdout closed: it is on its way out
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.proc.wait(timeout=STACK_EXIT_TIMEOUT_S)
+            code = self.process.proc.returncode
+            raise kit.ServerDied(f"stack exited ({code}) before it was up:\n{self.process.tail()}")
+        return line
+
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()  # the child exits when its stdin closes
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                stop_process(self.proc)
+        self.process.stdin.close()  # the child stops its servers and exits when its stdin closes
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.proc.wait(timeout=STACK_EXIT_TIMEOUT_S)
+        self.process.stop()  # if it did not
+        self.process.stdout.close()
         self.http.close()
-        self.log.close()
 
     @property
     def base_url(self) -> str:
@@ -213,186 +188,42 @@ class RequestLog:
         await self.app(scope, receive, send)
 
 
-def _start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    """moto's S3 server in a process of its own, as S3 is a service of its own: in the sandbox's
-    process every S3 call would queue behind status calls for that process's GIL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,  # werkzeug logs a line per request
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"moto server exited with {proc.returncode}")
-        try:
-            return httpx.get(f"{endpoint}/moto-api/", timeout=2).status_code < 500
-        except httpx.HTTPError:
-            return False
-
-    wait_for("moto server", up, 60)
-    return proc, endpoint
-
-
-def _serve(options: dict[str, Any], publish: list[str]) -> None:
+def _serve(options: dict[str, Any], publish: list[str], s3_log: Path) -> None:
     """Child process: start both servers, print one JSON line, run until stdin closes.
 
-    As `rh_extend.localstack.local_stack`, plus the request log around the sandbox's app, and
-    with moto in a process of its own (a child of this one, in the same process group)."""
-    from rh_extend.localstack import LOCAL_API_KEY, LOCAL_BUCKET, LocalStack, _env
-    from sandbox import SandboxConfig, SandboxServer
-
-    moto, endpoint = _start_moto()
-    try:
-        sandbox = SandboxServer(SandboxConfig(**{"api_keys": {LOCAL_API_KEY}, **options}))
-        sandbox.app = RequestLog(sandbox.app)  # type: ignore[assignment]  # any ASGI app
-        with sandbox:
-            env = _env(sandbox.base_url, endpoint)
-            LocalStack(sandbox, endpoint, LOCAL_BUCKET, env).s3().create_bucket(Bucket=LOCAL_BUCKET)
-            links = [
-                sandbox.state.files.add(Path(p), Path(p).name, "result").url(sandbox.public_url)
-                for p in publish
-            ]
-            info = {
-                "base_url": sandbox.base_url,
-                "s3_endpoint": endpoint,
-                "bucket": LOCAL_BUCKET,
-                "env": env,
-                "published": links,
-                "pid": os.getpid(),
-            }
-            print(json.dumps(info), flush=True)
-            sys.stdin.read()  # EOF when the parent closes the pipe or dies
-    finally:
-        moto.terminate()
-        moto.wait(timeout=10)
+    The kit's `local_servers`, with the request log around the sandbox's app and moto in a
+    process of its own (S3 is a service of its own: in the sandbox's process every S3 call would
+    queue behind status calls for that process's GIL)."""
+    kit.exit_on_sigterm()  # a stop by signal still stops moto, which runs in its own session
+    with kit.local_servers(s3_log=s3_log, wrap_sandbox_app=RequestLog, **options) as servers:
+        sandbox = servers.sandbox
+        links = [
+            sandbox.state.files.add(Path(p), Path(p).name, "result").url(sandbox.public_url)
+            for p in publish
+        ]
+        info = {
+            "base_url": sandbox.base_url,
+            "s3_endpoint": servers.s3_endpoint,
+            "bucket": servers.bucket,
+            "env": servers.env,
+            "published": links,
+            "pid": os.getpid(),
+        }
+        print(json.dumps(info), flush=True)
+        sys.stdin.read()  # EOF when the parent closes the pipe or dies
 
 
 # ---------------------------------------------------------------------------- Prefect
 
 
-def pg_bin(name: str) -> str:
-    found = shutil.which(name) or next(
-        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
-    )
-    if not found:
-        raise RuntimeError(f"PostgreSQL's {name} not found: apt-get install -y postgresql")
-    return found
-
-
-class Postgres:
-    """A throwaway cluster on 127.0.0.1 (as the `postgres` user when run as root)."""
-
-    def __init__(self, root: Path) -> None:
-        self.data = root / "pg"
-        self.port = free_port()
-        self.log = root / "pg.log"
-        self.as_user: list[str] = []
-        if os.geteuid() == 0:  # initdb refuses root
-            self.as_user = ["runuser", "-u", "postgres", "--"]
-            root.chmod(0o755)
-
-    def _run(self, *args: str) -> None:
-        subprocess.run([*self.as_user, *args], check=True, capture_output=True, text=True)
-
-    def start(self) -> str:
-        self.data.mkdir()
-        if self.as_user:
-            shutil.chown(self.data, "postgres", "postgres")
-            self.log.touch()
-            shutil.chown(self.log, "postgres", "postgres")
-        self._run(pg_bin("initdb"), "-D", str(self.data), "-U", "prefect", "--auth=trust")
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} -c max_connections=200"
-            " -c fsync=off -c synchronous_commit=off"
-        )
-        self._run(
-            pg_bin("pg_ctl"),
-            "-D",
-            str(self.data),
-            "-o",
-            options,
-            "-l",
-            str(self.log),
-            "-w",
-            "start",
-        )
-        self._run(
-            pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "prefect", "prefect"
-        )
-        return f"postgresql+asyncpg://prefect@127.0.0.1:{self.port}/prefect"
-
-    def stop(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-
-@contextmanager
-def throwaway_postgres(name: str) -> Iterator[str]:
-    """A cluster in a fresh folder under /tmp (which the `postgres` user can reach, unlike
-    pytest's private tmp folders); its Prefect database URL; stopped and deleted at the end."""
-    root = temp_root(name)
-    database = Postgres(root)
-    try:
-        yield database.start()
-    finally:
-        database.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-class PrefectServer:
-    """`prefect server start` on a free loopback port; `api_url` once /api/health answers."""
+class PrefectServer(kit.PrefectServer):
+    """The kit's server with its PREFECT_HOME in `root`; clients get the benchmarks' environment."""
 
     def __init__(self, root: Path, *, postgres: bool = False) -> None:
-        self.root = root
-        self.home = root / "prefect-home"
-        self.port = free_port()
-        self.api_url = f"http://127.0.0.1:{self.port}/api"
-        self.pg = Postgres(root) if postgres else None
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.startup_s = 0.0
+        super().__init__(root / "prefect-home", postgres=postgres)
 
     def client_env(self, **extra: str) -> dict[str, str]:
-        return clean_env(PREFECT_API_URL=self.api_url, PREFECT_HOME=str(self.home), **extra)
-
-    def __enter__(self) -> PrefectServer:
-        started = time.monotonic()
-        env = clean_env(PREFECT_HOME=str(self.home), PREFECT_UI_ENABLED="false")
-        if self.pg is not None:
-            env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.pg.start()
-        self.log = (self.root / "prefect-server.log").open("wb")
-        args = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1"]
-        self.proc = subprocess.Popen(
-            [*args, "--port", str(self.port)],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=self.root,
-            start_new_session=True,
-        )
-
-        def healthy() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                text = (self.root / "prefect-server.log").read_text(errors="replace")
-                raise RuntimeError(f"prefect server exited:\n{text[-3000:]}")
-            try:
-                return httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for("prefect server", healthy, 180, 0.25)
-        self.startup_s = time.monotonic() - started
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-        self.log.close()
-        if self.pg is not None:
-            self.pg.stop()
+        return super().client_env(PYTHONPATH=str(ROOT), **extra)
 
 
 def temp_root(name: str) -> Path:
@@ -402,9 +233,10 @@ def temp_root(name: str) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description="sandbox + S3 server (benchmarks' child)")
     parser.add_argument("options", help="SandboxConfig options as JSON")
+    parser.add_argument("--s3-log", type=Path, required=True, help="moto server's log")
     parser.add_argument("publish", nargs="*", help="files to serve as result links")
     args = parser.parse_args()
-    _serve(json.loads(args.options), args.publish)
+    _serve(json.loads(args.options), args.publish, args.s3_log)
 
 
 if __name__ == "__main__":

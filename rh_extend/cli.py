@@ -206,7 +206,7 @@ def run_sandbox(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 8700,
 ) -> None:
     """Run the local RunningHub sandbox in the foreground (Ctrl-C stops it)."""
-    from rh_extend.localstack import LOCAL_API_KEY
+    from rh_extend.local_servers import LOCAL_API_KEY
     from sandbox import SandboxConfig, SandboxServer
 
     with SandboxServer(SandboxConfig(api_keys={LOCAL_API_KEY}), host="127.0.0.1", port=port) as sb:

@@ -12,7 +12,7 @@ from rich.console import Console
 from rh_extend.display import RunContext, summary
 from rh_extend.errors import exit_code_for
 from rh_extend.foreground import run_extension
-from rh_extend.localstack import environment, local_stack
+from rh_extend.local_servers import environment, local_servers
 from rh_extend.media import make_sample_clip, probe
 
 DEMO_MODEL = "skyreels-v3-single-shot"
@@ -36,13 +36,13 @@ def run_demo(workdir: Path, out: Console, err: Console) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     clip = make_sample_clip(workdir / "sample.mp4", seconds=3.0)
     out.print(f"[bold]1.[/] sample clip {clip} ({probe(clip).duration_s:.1f} s)")
-    with local_stack(queue_seconds=1.0, run_seconds=3.0) as stack:
+    with local_servers(queue_seconds=1.0, run_seconds=3.0) as servers:
         out.print(
-            f"[bold]2.[/] RunningHub sandbox {stack.sandbox.base_url} · "
-            f"S3 server {stack.s3_endpoint} · bucket {stack.bucket}"
+            f"[bold]2.[/] RunningHub sandbox {servers.sandbox.base_url} · "
+            f"S3 server {servers.s3_endpoint} · bucket {servers.bucket}"
         )
         settings_env = {
-            **stack.env,
+            **servers.env,
             "RH_EXTEND_WORKDIR": str(workdir / "work"),
             "RH_EXTEND_POLL_INTERVAL_S": "1",
         }
@@ -71,7 +71,7 @@ def run_demo(workdir: Path, out: Console, err: Console) -> int:
             extra = [
                 ("local copy", f"{local_copy} ({probe(local_copy).duration_s:.1f} s)"),
                 ("Prefect", _where_to_see(result.flow_run_id)),
-                ("ledger", f"{len(stack.sandbox.ledger())} billed submit(s) in the sandbox"),
+                ("ledger", f"{len(servers.sandbox.ledger())} billed submit(s) in the sandbox"),
             ]
             for label, value in extra:
                 out.print(f"  [bold]{label:<12}[/] {value}", soft_wrap=True, highlight=False)

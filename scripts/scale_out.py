@@ -4,9 +4,10 @@
 
 Everything runs on 127.0.0.1 in a temp dir and is stopped at the end:
 
-1. a PostgreSQL cluster (initdb + pg_ctl; as the `postgres` user when run as root),
+1. `prefect server start` on a throwaway PostgreSQL cluster (initdb + pg_ctl; as the `postgres`
+   user when run as root),
 2. the RunningHub sandbox and moto's S3 server (in this process),
-3. `prefect server start` on that PostgreSQL database,
+3. (all three from `rh_extend.local_servers`),
 4. the `video-extend` process work pool, and `prefect deploy --all` from prefect.yaml,
 5. two `prefect worker start --pool video-extend` processes, each with its own workdir (two
    "machines"),
@@ -21,140 +22,50 @@ exits non-zero unless both workers took items and every request was paid exactly
 from __future__ import annotations
 
 import argparse
-import glob
 import json
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from rh_extend.local_servers import (
+    LocalServers,
+    PrefectServer,
+    Process,
+    ServerDied,
+    exit_on_sigterm,
+    local_servers,
+    start_process,
+    wait_for,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 MODEL = "skyreels-v3-shot-switching"
+PREFECT_CLI_TIMEOUT_S = 600
 
 
 def log(message: str) -> None:
     print(f"[scale-out {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout_s: float, every_s: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(every_s)
-
-
-def pg_bin(name: str) -> str:
-    found = shutil.which(name) or next(
-        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
-    )
-    if not found:
-        raise SystemExit(
-            f"PostgreSQL's {name} not found: apt-get install -y postgresql (or put its bin on PATH)"
-        )
-    return found
-
-
-class Postgres:
-    """A throwaway cluster listening on 127.0.0.1 only, trust auth for the local user."""
-
-    def __init__(self, root: Path) -> None:
-        self.data = root / "pg"
-        self.port = free_port()
-        self.log = root / "pg.log"
-        self.as_user: list[str] = []
-        if os.geteuid() == 0:  # initdb refuses root
-            self.as_user = ["runuser", "-u", "postgres", "--"]
-            root.chmod(0o755)
-
-    def _run(self, *args: str) -> None:
-        subprocess.run([*self.as_user, *args], check=True, capture_output=True, text=True)
-
-    def start(self) -> str:
-        self.data.mkdir()
-        if self.as_user:
-            shutil.chown(self.data, "postgres", "postgres")
-            self.log.touch()
-            shutil.chown(self.log, "postgres", "postgres")
-        self._run(
-            pg_bin("initdb"), "-D", str(self.data), "-U", "prefect", "--auth=trust", "-E", "UTF8"
-        )
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} -c max_connections=200"
-        )
-        self._run(
-            pg_bin("pg_ctl"),
-            "-D",
-            str(self.data),
-            "-o",
-            options,
-            "-l",
-            str(self.log),
-            "-w",
-            "start",
-        )
-        self._run(
-            pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "prefect", "prefect"
-        )
-        return f"postgresql+asyncpg://prefect@127.0.0.1:{self.port}/prefect"
-
-    def stop(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-
-class Proc:
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.name = name
-        self.log_path = log_path
-        with log_path.open("wb") as handle:
-            self.proc = subprocess.Popen(
-                args, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                start_new_session=True,
-            )  # fmt: skip
-
-    def text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        if self.proc.poll() is not None:
-            raise SystemExit(f"{self.name} exited ({self.proc.returncode}):\n{self.text()[-3000:]}")
-        return True
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-
-
 def prefect_cli(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
-        [str(BIN / "prefect"), *args], env=env, cwd=ROOT, capture_output=True, text=True
+        [str(BIN / "prefect"), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=PREFECT_CLI_TIMEOUT_S,
     )
     if done.returncode != 0:
         raise SystemExit(f"prefect {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
@@ -164,6 +75,12 @@ def prefect_cli(env: dict[str, str], *args: str) -> str:
 class Api:
     def __init__(self, url: str) -> None:
         self.http = httpx.Client(base_url=url, timeout=60)
+
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.close()
 
     def post(self, path: str, body: Any = None) -> Any:
         response = self.http.post(path, json=body if body is not None else {})
@@ -177,177 +94,161 @@ class Api:
 
 
 def run(items: int, root: Path) -> dict[str, Any]:
-    from rh_extend.localstack import local_stack
+    started = time.monotonic()
+    with ExitStack() as running:
+        server = running.enter_context(PrefectServer(root / "prefect-home", postgres=True))
+        log(f"prefect server on {server.database_url} healthy after {server.startup_s:.1f} s")
+        stack = running.enter_context(local_servers(queue_seconds=0.5, run_seconds=2.0))
+        log(f"sandbox {stack.sandbox.base_url}, S3 {stack.s3_endpoint}")
+        api = running.enter_context(Api(server.api_url))
+        client_env = server.client_env(
+            **stack.env,
+            PREFECT_LOCAL_STORAGE_PATH=str(root / "results"),  # "shared result storage"
+            PREFECT_WORKER_QUERY_SECONDS="2",
+            PREFECT_WORKER_PREFETCH_SECONDS="5",
+            RH_EXTEND_S3_PREFIX="scale-out",
+            RH_EXTEND_POLL_INTERVAL_S="0.5",
+            RH_EXTEND_POLL_MAX_INTERVAL_S="1",
+        )
+        deployments = deploy(api, client_env)
+        workers = {
+            name: running.enter_context(start_worker(name, client_env, root))
+            for name in ("worker-a", "worker-b")
+        }
+        for worker in workers.values():
+            worker.wait_for(f"{worker.name} to poll", partial(polling, worker), 90, 0.5)
+        log("two workers polling the video-extend pool")
+        manifest = upload_manifest(stack, root, items)
+        return race_two_batches(items, manifest, api, stack, deployments, workers, started)
+
+
+def polling(worker: Process) -> bool:
+    return "started" in worker.text().lower()
+
+
+def deploy(api: Api, client_env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The process work pool and `prefect deploy --all`; the inbox schedule paused."""
+    prefect_cli(client_env, "work-pool", "create", "video-extend", "--type", "process")
+    prefect_cli(client_env, "--no-prompt", "deploy", "--all")
+    deployments = {d["name"]: d for d in api.post("/deployments/filter", {"limit": 50})}
+    log(f"deployed from prefect.yaml: {sorted(deployments)}")
+    assert {"extend-video", "extend-inbox", "extend-batch"} <= set(deployments)
+    automations = api.post("/automations/filter", {})
+    assert any("rh-extend.video.arrived" in json.dumps(a) for a in automations)
+    api.post(f"/deployments/{deployments['extend-inbox']['id']}/pause_deployment")
+    return deployments
+
+
+def start_worker(name: str, client_env: dict[str, str], root: Path) -> Process:
+    """A process worker of the video-extend pool with a workdir of its own (a "machine")."""
+    env = {**client_env, "RH_EXTEND_WORKDIR": str(root / name)}
+    args = [
+        str(BIN / "prefect"), "worker", "start", "--pool", "video-extend",
+        "--name", name, "--type", "process", "--limit", "6",
+    ]  # fmt: skip
+    return start_process(name, args, env, root / f"{name}.log", cwd=ROOT)
+
+
+def upload_manifest(stack: LocalServers, root: Path, items: int) -> str:
+    """`items` copies of a sample clip in the local bucket, and a manifest of them; its URI."""
     from rh_extend.media import make_sample_clip
 
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    quiet = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
-    pg = Postgres(root)
-    procs: list[Proc] = []
-    started = time.monotonic()
-    try:
-        db_url = pg.start()
-        log(f"PostgreSQL on 127.0.0.1:{pg.port} ({pg_bin('postgres')})")
-        with local_stack(queue_seconds=0.5, run_seconds=2.0) as stack:
-            log(f"sandbox {stack.sandbox.base_url}, S3 {stack.s3_endpoint}")
-            port = free_port()
-            api_url = f"http://127.0.0.1:{port}/api"
-            home = root / "prefect-home"
-            server_env = {
-                **clean,
-                **quiet,
-                "PREFECT_HOME": str(home),
-                "PREFECT_API_DATABASE_CONNECTION_URL": db_url,
-                "PREFECT_UI_ENABLED": "false",
+    s3 = stack.s3()
+    clip = make_sample_clip(root / "clip.mp4", seconds=3.0)
+    lines = []
+    for n in range(items):
+        key = f"scale-in/clip-{n:02d}.mp4"
+        s3.upload_file(str(clip), stack.bucket, key)
+        lines.append({"source": f"s3://{stack.bucket}/{key}", "prompt": f"scale-out item {n:02d}"})
+    body = "\n".join(json.dumps(line) for line in lines).encode()
+    s3.put_object(Bucket=stack.bucket, Key="scale-in/manifest.jsonl", Body=body)
+    return f"s3://{stack.bucket}/scale-in/manifest.jsonl"
+
+
+def race_two_batches(
+    items: int,
+    manifest: str,
+    api: Api,
+    stack: LocalServers,
+    deployments: dict[str, dict[str, Any]],
+    workers: dict[str, Process],
+    started: float,
+) -> dict[str, Any]:
+    """Two batches over the same manifest at once; the report of who ran what and who paid."""
+    batch_started = time.monotonic()
+    parameters = {
+        "manifest": manifest,
+        "model": MODEL,
+        "params": {"duration": 2},
+        "dispatch": "deployment",
+        "max_parallel": items,
+        "item_timeout_s": 900,
+    }
+    batches = [
+        api.post(
+            f"/deployments/{deployments['extend-batch']['id']}/create_flow_run",
+            {"parameters": parameters, "name": f"scale-out-batch-{label}"},
+        )
+        for label in ("a", "b")
+    ]
+    log(f"two batches of {items} started: {[b['id'] for b in batches]}")
+
+    def finished() -> list[dict[str, Any]] | None:
+        for worker in workers.values():
+            worker.check_alive()
+        runs = [api.get(f"/flow_runs/{b['id']}") for b in batches]
+        states = [(r.get("state") or {}).get("type") for r in runs]
+        final = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+        return runs if all(s in final for s in states) else None
+
+    batch_runs = wait_for("both batches to finish", finished, 1200, 2.0)
+    batch_s = time.monotonic() - batch_started
+
+    children = api.post(
+        "/flow_runs/filter",
+        {
+            "flow_runs": {"deployment_id": {"any_": [deployments["extend-video"]["id"]]}},
+            "limit": 200,
+        },
+    )
+    ran_by: dict[str, str] = {}
+    for name, worker in workers.items():
+        for run_id in re.findall(r"submitting flow run '([0-9a-f-]{36})'", worker.text()):
+            ran_by[run_id] = name
+    per_worker = Counter(ran_by.get(c["id"], "?") for c in children)
+    batch_by_worker = {b["id"]: ran_by.get(b["id"], "?") for b in batch_runs}
+    states = Counter(c["state"]["type"] for c in children)
+    ledger = stack.sandbox.ledger()
+    per_prompt = Counter(entry["body"].get("prompt") for entry in ledger)
+    outcomes: Counter[str] = Counter()
+    for b in batch_runs:
+        message = b["state"]["message"] or ""
+        for status in ("archived", "reused", "in progress elsewhere", "failed"):
+            found = re.search(rf"(\d+) {status}", message)
+            outcomes[status] += int(found.group(1)) if found else 0
+    report = {
+        "items_per_batch": items,
+        "batches": [
+            {
+                "id": b["id"],
+                "state": b["state"]["type"],
+                "message": b["state"]["message"],
+                "ran_on": batch_by_worker[b["id"]],
             }
-            server = Proc(
-                "prefect server",
-                [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                server_env,
-                root / "server.log",
-            )  # fmt: skip
-            procs.append(server)
-            api = Api(api_url)
-
-            def healthy() -> bool:
-                server.alive()
-                try:
-                    return api.http.get("/health", timeout=2).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            wait_for("prefect server", healthy, 120)
-            log(f"prefect server on PostgreSQL healthy after {time.monotonic() - started:.1f} s")
-
-            client_env = {
-                **clean,
-                **quiet,
-                **stack.env,
-                "PREFECT_API_URL": api_url,
-                "PREFECT_HOME": str(home),
-                "PREFECT_LOCAL_STORAGE_PATH": str(root / "results"),  # "shared result storage"
-                "PREFECT_WORKER_QUERY_SECONDS": "2",
-                "PREFECT_WORKER_PREFETCH_SECONDS": "5",
-                "RH_EXTEND_S3_PREFIX": "scale-out",
-                "RH_EXTEND_POLL_INTERVAL_S": "0.5",
-                "RH_EXTEND_POLL_MAX_INTERVAL_S": "1",
-            }
-            prefect_cli(client_env, "work-pool", "create", "video-extend", "--type", "process")
-            prefect_cli(client_env, "--no-prompt", "deploy", "--all")
-            deployments = {d["name"]: d for d in api.post("/deployments/filter", {"limit": 50})}
-            log(f"deployed from prefect.yaml: {sorted(deployments)}")
-            assert {"extend-video", "extend-inbox", "extend-batch"} <= set(deployments)
-            automations = api.post("/automations/filter", {})
-            assert any("rh-extend.video.arrived" in json.dumps(a) for a in automations)
-            api.post(f"/deployments/{deployments['extend-inbox']['id']}/pause_deployment")
-
-            workers = {}
-            for name in ("worker-a", "worker-b"):
-                env = {**client_env, "RH_EXTEND_WORKDIR": str(root / name)}
-                args = [
-                    str(BIN / "prefect"), "worker", "start", "--pool", "video-extend",
-                    "--name", name, "--type", "process", "--limit", "6",
-                ]  # fmt: skip
-                workers[name] = Proc(name, args, env, root / f"{name}.log")
-                procs.append(workers[name])
-            wait_for(
-                "both workers to poll",
-                lambda: all(w.alive() and "started" in w.text().lower() for w in workers.values()),
-                90,
-            )
-            log("two workers polling the video-extend pool")
-
-            s3 = stack.s3()
-            clip = make_sample_clip(root / "clip.mp4", seconds=3.0)
-            lines = []
-            for n in range(items):
-                key = f"scale-in/clip-{n:02d}.mp4"
-                s3.upload_file(str(clip), stack.bucket, key)
-                lines.append(
-                    {"source": f"s3://{stack.bucket}/{key}", "prompt": f"scale-out item {n:02d}"}
-                )
-            manifest = f"s3://{stack.bucket}/scale-in/manifest.jsonl"
-            body = "\n".join(json.dumps(line) for line in lines).encode()
-            s3.put_object(Bucket=stack.bucket, Key="scale-in/manifest.jsonl", Body=body)
-
-            batch_started = time.monotonic()
-            parameters = {
-                "manifest": manifest,
-                "model": MODEL,
-                "params": {"duration": 2},
-                "dispatch": "deployment",
-                "max_parallel": items,
-                "item_timeout_s": 900,
-            }
-            batches = [
-                api.post(
-                    f"/deployments/{deployments['extend-batch']['id']}/create_flow_run",
-                    {"parameters": parameters, "name": f"scale-out-batch-{label}"},
-                )
-                for label in ("a", "b")
-            ]
-            log(f"two batches of {items} started: {[b['id'] for b in batches]}")
-
-            def finished() -> list[dict[str, Any]] | None:
-                for worker in workers.values():
-                    worker.alive()
-                runs = [api.get(f"/flow_runs/{b['id']}") for b in batches]
-                states = [(r.get("state") or {}).get("type") for r in runs]
-                final = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-                return runs if all(s in final for s in states) else None
-
-            batch_runs = wait_for("both batches to finish", finished, 1200, 2.0)
-            batch_s = time.monotonic() - batch_started
-
-            children = api.post(
-                "/flow_runs/filter",
-                {
-                    "flow_runs": {"deployment_id": {"any_": [deployments["extend-video"]["id"]]}},
-                    "limit": 200,
-                },
-            )
-            ran_by: dict[str, str] = {}
-            for name, worker in workers.items():
-                for run_id in re.findall(r"submitting flow run '([0-9a-f-]{36})'", worker.text()):
-                    ran_by[run_id] = name
-            per_worker = Counter(ran_by.get(c["id"], "?") for c in children)
-            batch_by_worker = {b["id"]: ran_by.get(b["id"], "?") for b in batch_runs}
-            states = Counter(c["state"]["type"] for c in children)
-            ledger = stack.sandbox.ledger()
-            per_prompt = Counter(entry["body"].get("prompt") for entry in ledger)
-            outcomes: Counter[str] = Counter()
-            for b in batch_runs:
-                message = b["state"]["message"] or ""
-                for status in ("archived", "reused", "in progress elsewhere", "failed"):
-                    found = re.search(rf"(\d+) {status}", message)
-                    outcomes[status] += int(found.group(1)) if found else 0
-            report = {
-                "items_per_batch": items,
-                "batches": [
-                    {
-                        "id": b["id"],
-                        "state": b["state"]["type"],
-                        "message": b["state"]["message"],
-                        "ran_on": batch_by_worker[b["id"]],
-                    }
-                    for b in batch_runs
-                ],
-                "item_runs": len(children),
-                "item_runs_per_worker": dict(per_worker),
-                "item_run_states": dict(states),
-                "outcomes_over_both_batches": dict(outcomes),
-                "ledger_submits": len(ledger),
-                "ledger_distinct_requests": len(per_prompt),
-                "ledger_max_submits_per_request": max(per_prompt.values()) if per_prompt else 0,
-                "batch_seconds": round(batch_s, 1),
-                "total_seconds": round(time.monotonic() - started, 1),
-                "database": "postgresql",
-            }
-            return report
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
-        pg.stop()
+            for b in batch_runs
+        ],
+        "item_runs": len(children),
+        "item_runs_per_worker": dict(per_worker),
+        "item_run_states": dict(states),
+        "outcomes_over_both_batches": dict(outcomes),
+        "ledger_submits": len(ledger),
+        "ledger_distinct_requests": len(per_prompt),
+        "ledger_max_submits_per_request": max(per_prompt.values()) if per_prompt else 0,
+        "batch_seconds": round(batch_s, 1),
+        "total_seconds": round(time.monotonic() - started, 1),
+        "database": "postgresql",
+    }
+    return report
 
 
 def main() -> int:
@@ -355,10 +256,13 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=12, help="videos per batch (>= 10)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     args = parser.parse_args()
+    exit_on_sigterm()  # a stop by signal still stops the servers and workers
     root = Path(tempfile.mkdtemp(prefix="rh-extend-scale-"))
     log(f"working in {root}")
     try:
         report = run(max(10, args.items), root)
+    except (TimeoutError, ServerDied) as exc:
+        raise SystemExit(f"scale-out: {exc}") from None
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

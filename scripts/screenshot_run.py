@@ -2,9 +2,10 @@
 
     .venv/bin/python scripts/screenshot_run.py [--out-dir docs/img]
 
-Starts, each on a free loopback port and with throwaway state: a Prefect server (its own
-PREFECT_HOME), the RunningHub sandbox and moto's S3 server. Runs `extend_video` (Wan 2.7) through
-that server, then opens in headless Chromium, while the S3 server still serves the contact sheet:
+Starts, each on a free loopback port and with throwaway state (`rh_extend.local_servers`): a
+Prefect server (its own PREFECT_HOME), the RunningHub sandbox and moto's S3 server. Runs
+`extend_video` (Wan 2.7) through that server, then opens in headless Chromium, while the S3
+server still serves the contact sheet:
 
 - the run's markdown artifact  → <out-dir>/run-artifact.png
 - the flow run's page        → <out-dir>/run-page.png (tags, task graph with the artifacts, logs)
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import httpx
+# Imports no Prefect: this process's Prefect settings are set below, before anything does.
+from rh_extend.local_servers import (
+    PrefectServer,
+    ServerDied,
+    environment,
+    exit_on_sigterm,
+    local_servers,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = [
@@ -42,12 +49,6 @@ CHROMIUM_FLAGS = [
 PROMPT = "The camera keeps drifting right as the pattern scrolls on"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def find_chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         found = shutil.which(name)
@@ -57,35 +58,6 @@ def find_chromium() -> str:
         "chromium not found: apt-get install -y --no-install-recommends chromium "
         "(or put chromium / google-chrome on PATH)"
     )
-
-
-def start_prefect_server(home: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
-        "DO_NOT_TRACK": "1",
-    }
-    env.pop("PREFECT_API_URL", None)
-    prefect = Path(sys.executable).with_name("prefect")
-    command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as out:
-        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def wait_healthy(url: str, server: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            sys.exit(f"prefect server exited with {server.returncode}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    sys.exit(f"prefect server not healthy within {timeout_s:.0f} s")
 
 
 def run_extension(workdir: Path) -> tuple[Any, str, str]:
@@ -125,51 +97,46 @@ def screenshot(chromium: str, url: str, dest: Path, size: str, profile: Path) ->
         sys.exit(f"chromium wrote no usable screenshot of {url}")
 
 
+def photograph(tmp: Path, chromium: str, out_dir: Path, size: str) -> None:
+    """One run through a `prefect server start` with its UI, then its two pages photographed."""
+    with PrefectServer(tmp / "prefect", ui=True, startup_timeout_s=120) as server:
+        print(f"prefect server {server.api_url} healthy after {server.startup_s:.1f} s")
+        # This process is the server's client: set before anything imports prefect.
+        os.environ["PREFECT_API_URL"] = server.api_url
+        os.environ["PREFECT_HOME"] = str(tmp / "client")
+        with local_servers(queue_seconds=1.0, run_seconds=2.0) as stack:
+            env = {
+                **stack.env,
+                "RH_EXTEND_WORKDIR": str(tmp / "work"),
+                "RH_EXTEND_POLL_INTERVAL_S": "0.5",
+                "RH_EXTEND_POLL_MAX_INTERVAL_S": "1",
+            }
+            with environment(env):
+                result, artifact_id, run_id = run_extension(tmp)
+            print(f"run {run_id}: {result.output_uri}")
+            shots = [
+                (f"{server.url}/artifacts/artifact/{artifact_id}", "run-artifact.png", size),
+                (f"{server.url}/runs/flow-run/{run_id}", "run-page.png", "1440,900"),
+            ]
+            for url, name, window in shots:
+                dest = out_dir / name
+                screenshot(chromium, url, dest, window, tmp / "chrome")
+                print(f"{dest} ← {url}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out-dir", type=Path, default=ROOT / "docs" / "img")
     parser.add_argument("--size", default="1440,1700", help="artifact page window WIDTH,HEIGHT")
     args = parser.parse_args()
     chromium = find_chromium()
+    exit_on_sigterm()  # a stop by signal still stops the servers
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="rh-extend-screenshot-") as tmp:
-        tmp_path = Path(tmp)
-        port = free_port()
-        api = f"http://127.0.0.1:{port}/api"
-        server = start_prefect_server(tmp_path / "prefect", port, tmp_path / "server.log")
         try:
-            wait_healthy(api, server)
-            print(f"prefect server {api} healthy after {time.monotonic() - started:.1f} s")
-            # This process is the server's client: set before anything imports prefect.
-            os.environ["PREFECT_API_URL"] = api
-            os.environ["PREFECT_HOME"] = str(tmp_path / "client")
-            from rh_extend.localstack import environment, local_stack
-
-            with local_stack(queue_seconds=1.0, run_seconds=2.0) as stack:
-                env = {
-                    **stack.env,
-                    "RH_EXTEND_WORKDIR": str(tmp_path / "work"),
-                    "RH_EXTEND_POLL_INTERVAL_S": "0.5",
-                    "RH_EXTEND_POLL_MAX_INTERVAL_S": "1",
-                }
-                with environment(env):
-                    result, artifact_id, run_id = run_extension(tmp_path)
-                print(f"run {run_id}: {result.output_uri}")
-                ui = f"http://127.0.0.1:{port}"
-                shots = [
-                    (f"{ui}/artifacts/artifact/{artifact_id}", "run-artifact.png", args.size),
-                    (f"{ui}/runs/flow-run/{run_id}", "run-page.png", "1440,900"),
-                ]
-                for url, name, size in shots:
-                    dest = args.out_dir / name
-                    screenshot(chromium, url, dest, size, tmp_path / "chrome")
-                    print(f"{dest} ← {url}")
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            photograph(Path(tmp), chromium, args.out_dir, args.size)
+        except (TimeoutError, ServerDied) as exc:
+            sys.exit(f"screenshot: {exc}")
     print(f"done in {time.monotonic() - started:.1f} s")
     return 0
 

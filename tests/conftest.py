@@ -6,18 +6,20 @@ Unit tests don't ask for these fixtures and so never start them.
 from __future__ import annotations
 
 import hashlib
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from rh_extend.localstack import LocalStack, environment, local_stack
+from rh_extend.local_servers import (
+    LocalServers,
+    environment,
+    free_port,
+    local_servers,
+    throwaway_postgres,
+)
 from rh_extend.media import make_sample_clip
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for its PostgreSQL
-from benchmarks.servers import free_port, throwaway_postgres
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +44,8 @@ def prefect_api() -> Iterator[str]:
         stack.enter_context(temporary_database_interface())
         stack.enter_context(temporary_settings({PREFECT_SERVER_DATABASE_CONNECTION_URL: url}))
         server = SubprocessASGIServer(port=free_port())
+        stack.callback(server.stop)  # also after a start that timed out
         server.start(timeout=120)
-        stack.callback(server.stop)
         stack.enter_context(temporary_settings({PREFECT_API_URL: server.api_url}))
         # as prefect_test_harness: contexts copied before now (slot keepers) see this API too
         stack.enter_context(
@@ -55,9 +57,9 @@ def prefect_api() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServers]:
     workdir = tmp_path_factory.mktemp("work")
-    with local_stack(queue_seconds=0.2, run_seconds=0.5) as running:
+    with local_servers(queue_seconds=0.2, run_seconds=0.5) as running:
         env = {
             **running.env,
             "RH_EXTEND_WORKDIR": str(workdir),
@@ -69,7 +71,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 
 @pytest.fixture
-def sandbox(stack: LocalStack) -> object:
+def sandbox(stack: LocalServers) -> object:
     """The sandbox with an empty ledger and no faults, for one test."""
     stack.sandbox.reset()
     return stack.sandbox

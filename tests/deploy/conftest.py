@@ -1,5 +1,6 @@
-"""A real `prefect server start` (SQLite, 127.0.0.1), the deployments served from a subprocess,
-and small REST helpers to watch runs and events. One server and one serve process per session.
+"""A real `prefect server start` (PostgreSQL, 127.0.0.1), the deployments served from a
+subprocess, and small REST helpers to watch runs and events. One server and one serve process per
+session; the processes come from `rh_extend.local_servers`.
 
 The served runs need the sandbox and the S3 server of the session `stack`; their settings come
 through the environment of the serve subprocess, with the archive under the `deploy` prefix.
@@ -8,14 +9,10 @@ through the environment of the serve subprocess, with the archive under the `dep
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,75 +21,20 @@ from typing import Any
 import httpx
 import pytest
 
-from benchmarks.servers import throwaway_postgres
-from rh_extend.localstack import LocalStack
+from rh_extend.local_servers import (
+    LocalServers,
+    PrefectServer,
+    Process,
+    clean_env,
+    free_port,
+    start_process,
+    wait_for,
+)
 
 BIN = Path(sys.executable).parent
 SERVE_PREFIX = "deploy"
 INBOX_INTERVAL_S = 5
-QUIET = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "1",
-    "PREFECT_LOGGING_LEVEL": "INFO",
-}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout_s: float, every_s: float = 0.25) -> Any:
-    """Poll `probe` until it returns something truthy; fail with `what` after the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(every_s)
-
-
-def _clean_env() -> dict[str, str]:
-    """This process's environment without any Prefect profile or API pointing elsewhere."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-
-
-@dataclass
-class Process:
-    name: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # its own session: it and its children
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-
-
-def start_process(name: str, args: list[str], env: dict[str, str], log: Path) -> Process:
-    handle = log.open("wb")
-    proc = subprocess.Popen(
-        args, stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True
-    )
-    handle.close()
-    return Process(name, proc, log)
+LOGGING = {"PREFECT_LOGGING_LEVEL": "INFO"}  # the `served` fixture waits for serve's "polling"
 
 
 @dataclass
@@ -201,43 +143,14 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
     """`prefect server start` on 127.0.0.1 in a temp PREFECT_HOME, on a throwaway PostgreSQL
     cluster (on SQLite its task-run recorder found the database locked for 60 s at a time)."""
     home = tmp_path_factory.mktemp("prefect-home")
-    with throwaway_postgres("tests-deploy") as database_url:
-        yield from _server_on(home, database_url)
-
-
-def _server_on(home: Path, database_url: str) -> Iterator[PrefectApi]:
-    port = free_port()
-    env = {
-        **_clean_env(),
-        **QUIET,
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_DATABASE_CONNECTION_URL": database_url,
-        "PREFECT_UI_ENABLED": "false",
-        "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
-    }
-    server = start_process(
-        "prefect server",
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env,
-        home / "server.log",
-    )
-    api = PrefectApi(f"http://127.0.0.1:{port}/api", home)
-    started = time.monotonic()
-    try:
-
-        def healthy() -> bool:
-            server.check_alive()
-            try:
-                return api.client.get("/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for("prefect server /api/health", healthy, timeout_s=90)
-        print(f"\nprefect server healthy in {time.monotonic() - started:.1f} s at {api.url}")
-        yield api
-    finally:
-        api.client.close()
-        server.stop()
+    server_env = {**LOGGING, "PREFECT_SERVER_LOGGING_LEVEL": "WARNING"}
+    with PrefectServer(home, postgres=True, env=server_env, startup_timeout_s=90) as server:
+        print(f"\nprefect server healthy in {server.startup_s:.1f} s at {server.api_url}")
+        api = PrefectApi(server.api_url, home)
+        try:
+            yield api
+        finally:
+            api.client.close()
 
 
 @dataclass
@@ -250,25 +163,24 @@ class Served:
     inbox_interval_s: float = INBOX_INTERVAL_S
 
 
-def run_env(stack: LocalStack, api: PrefectApi, workdir: Path) -> dict[str, str]:
-    """What a process running the pipeline against this stack and server needs."""
-    return {
-        **_clean_env(),
-        **QUIET,
+def run_env(stack: LocalServers, api: PrefectApi, workdir: Path) -> dict[str, str]:
+    """What a process running the pipeline against these servers needs."""
+    return clean_env(
+        **LOGGING,
         **stack.env,
-        "PREFECT_API_URL": api.url,
-        "PREFECT_HOME": str(api.home),
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-        "RH_EXTEND_S3_PREFIX": SERVE_PREFIX,
-        "RH_EXTEND_WORKDIR": str(workdir),
-        "RH_EXTEND_POLL_INTERVAL_S": "0.2",
-        "RH_EXTEND_POLL_MAX_INTERVAL_S": "0.5",
-    }
+        PREFECT_API_URL=api.url,
+        PREFECT_HOME=str(api.home),
+        PREFECT_RUNNER_POLL_FREQUENCY="1",
+        RH_EXTEND_S3_PREFIX=SERVE_PREFIX,
+        RH_EXTEND_WORKDIR=str(workdir),
+        RH_EXTEND_POLL_INTERVAL_S="0.2",
+        RH_EXTEND_POLL_MAX_INTERVAL_S="0.5",
+    )
 
 
 @pytest.fixture(scope="session")
 def served(
-    prefect_server: PrefectApi, stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
+    prefect_server: PrefectApi, stack: LocalServers, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
     """`python -m rh_extend.deployments.serve`: all deployments, the inbox every 5 s."""
     workdir = tmp_path_factory.mktemp("serve-work")
@@ -284,8 +196,7 @@ def served(
         "--limit",
         "8",
     ]
-    process = start_process("serve", args, env, workdir / "serve.log")
-    try:
+    with start_process("serve", args, env, workdir / "serve.log") as process:
         names = {
             "extend-video": "extend-video",
             "extend-inbox": "extend-batch",
@@ -293,7 +204,6 @@ def served(
         }
 
         def registered() -> dict[str, dict[str, Any]] | None:
-            process.check_alive()
             found: dict[str, dict[str, Any]] = {}
             for name, flow in names.items():
                 response = prefect_server.request("GET", f"/deployments/name/{flow}/{name}")
@@ -303,13 +213,11 @@ def served(
             automations = prefect_server.post("/automations/filter", {})
             return found if automations else None
 
-        deployments = wait_for("the served deployments and trigger", registered, 90, 0.5)
+        deployments = process.wait_for("the served deployments and trigger", registered, 90, 0.5)
         # the inbox schedule ticks only while a test wants it (see `inbox_schedule`)
         prefect_server.post(f"/deployments/{deployments['extend-inbox']['id']}/pause_deployment")
-        wait_for("serve to poll", lambda: "polling" in process.tail(200).lower(), 60, 0.5)
+        process.wait_for("serve to poll", lambda: "polling" in process.tail(200).lower(), 60, 0.5)
         yield Served(prefect_server, process, env, SERVE_PREFIX, deployments)
-    finally:
-        process.stop()
 
 
 @pytest.fixture
@@ -340,18 +248,14 @@ def receiver(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     env = {**served.env, "RH_EXTEND_RECEIVER_SECRET": RECEIVER_SECRET}
     log = tmp_path_factory.mktemp("receiver") / "receiver.log"
     args = [str(BIN / "rh-extend"), "receiver", "--host", "127.0.0.1", "--port", str(port)]
-    process = start_process("receiver", args, env, log)
     url = f"http://127.0.0.1:{port}"
-    try:
+    with start_process("receiver", args, env, log) as process:
 
         def up() -> bool:
-            process.check_alive()
             try:
                 return httpx.get(f"{url}/health", timeout=2).status_code == 200
             except httpx.HTTPError:
                 return False
 
-        wait_for("the receiver", up, 60)
+        process.wait_for("the receiver", up, 60)
         yield Receiver(url, RECEIVER_SECRET, process)
-    finally:
-        process.stop()

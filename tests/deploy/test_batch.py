@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rh_extend.localstack import LocalStack
+from rh_extend.local_servers import LocalServers
 
 
 def test_batch_of_ten_with_two_failures(
-    served: Any, stack: LocalStack, sandbox: Any, clip: Path, tmp_path: Path
+    served: Any, stack: LocalServers, sandbox: Any, clip: Path, tmp_path: Path
 ) -> None:
     api = served.api
     failing = {3, 8}
@@ -77,7 +77,7 @@ def test_batch_of_ten_with_two_failures(
 
 
 def test_batch_dispatching_deployment_runs_reads_their_results(
-    served: Any, stack: LocalStack, sandbox: Any, clip: Path, tmp_path: Path
+    served: Any, stack: LocalServers, sandbox: Any, clip: Path, tmp_path: Path
 ) -> None:
     """dispatch=deployment: each item is a run of extend-video (what workers of a pool share)."""
     api = served.api

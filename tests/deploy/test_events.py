@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rh_extend.deployments.definitions import VIDEO_ARRIVED, event_param_names
-from rh_extend.localstack import LocalStack
+from rh_extend.local_servers import LocalServers
 
 
 def _payload(source: str, prompt: str, **params: Any) -> dict[str, Any]:
@@ -22,13 +22,13 @@ def _payload(source: str, prompt: str, **params: Any) -> dict[str, Any]:
     }
 
 
-def _upload(stack: LocalStack, clip: Path, key: str) -> str:
+def _upload(stack: LocalServers, clip: Path, key: str) -> str:
     stack.s3().upload_file(str(clip), stack.bucket, key)
     return f"s3://{stack.bucket}/{key}"
 
 
 def test_arrival_event_creates_exactly_one_run_with_its_parameters(
-    served: Any, stack: LocalStack, sandbox: Any, clip: Path
+    served: Any, stack: LocalServers, sandbox: Any, clip: Path
 ) -> None:
     api = served.api
     deployment = served.deployments["extend-video"]
@@ -65,7 +65,7 @@ def test_arrival_event_creates_exactly_one_run_with_its_parameters(
 
 
 def test_same_request_arriving_twice_and_racing_an_inbox_tick_is_paid_once(
-    served: Any, stack: LocalStack, sandbox: Any, clip: Path
+    served: Any, stack: LocalServers, sandbox: Any, clip: Path
 ) -> None:
     """Two distinct arrival events and an inbox tick, all for the same video and parameters.
 

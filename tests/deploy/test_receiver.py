@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from rh_extend.deployments.definitions import VIDEO_ARRIVED
-from rh_extend.localstack import LocalStack
+from rh_extend.local_servers import LocalServers
 from rh_extend.receiver import TASK_END
 
 
@@ -23,7 +23,7 @@ def _post(url: str, body: Any, secret: str | None = None, raw: bytes | None = No
 
 
 def test_new_video_post_becomes_an_arrival_event_and_a_run(
-    served: Any, receiver: Any, stack: LocalStack, sandbox: Any, clip: Path
+    served: Any, receiver: Any, stack: LocalServers, sandbox: Any, clip: Path
 ) -> None:
     api = served.api
     key = "arrivals/receiver-c.mp4"

@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rh_extend.localstack import LocalStack
+from rh_extend.local_servers import LocalServers
 
 
 def test_interval_schedule_creates_and_completes_runs(
-    served: Any, inbox_schedule: dict[str, Any], stack: LocalStack, sandbox: Any, clip: Path
+    served: Any, inbox_schedule: dict[str, Any], stack: LocalServers, sandbox: Any, clip: Path
 ) -> None:
     api = served.api
     inbox = f"{served.prefix}/inbox/"

@@ -19,7 +19,7 @@ from rh_extend.deployments.definitions import (
     prefect_yaml,
 )
 from rh_extend.flows.batch.outcomes import BatchSummary, ItemOutcome, check_item, item_key
-from rh_extend.localstack import LocalStack
+from rh_extend.local_servers import LocalServers
 from rh_extend.receiver import BadRequest, ReceiverSettings, create_app, parse_webhook
 from runninghub import InputValidationError
 
@@ -170,7 +170,7 @@ def test_summary_final_state_rule() -> None:
 
 
 @pytest.fixture
-def inbox(stack: LocalStack, request: pytest.FixtureRequest) -> Inbox:
+def inbox(stack: LocalServers, request: pytest.FixtureRequest) -> Inbox:
     prefix = "unit-inbox/" + request.node.name[:40] + "/"
     return Inbox(f"s3://{stack.bucket}/{prefix}", stack.s3())
 
@@ -179,7 +179,7 @@ def _put(box: Inbox, name: str, body: bytes = b"video") -> None:
     box.s3.put_object(Bucket=box.bucket, Key=box.prefix + name, Body=body)
 
 
-def test_racing_ticks_claim_each_video_once(inbox: Inbox, stack: LocalStack) -> None:
+def test_racing_ticks_claim_each_video_once(inbox: Inbox, stack: LocalServers) -> None:
     for n in range(4):
         _put(inbox, f"clip-{n}.mp4")
     _put(inbox, "notes.txt")

@@ -20,7 +20,7 @@ from typing import Any
 import av
 import pytest
 
-from rh_extend.localstack import LocalStack
+from rh_extend.local_servers import LocalServers
 from rh_extend.media import make_sample_clip
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -350,7 +350,7 @@ def _shown_args(case: Case) -> str:
     return " ".join(filter(None, [env, "rh-extend extend", f"<{case.source}>", *shown]))
 
 
-def _generic(text: str, src: Path, stack: LocalStack) -> str:
+def _generic(text: str, src: Path, stack: LocalServers) -> str:
     return text.replace(str(src), f"<{src.name}>").replace(
         stack.sandbox.base_url, "http://<sandbox>"
     )
@@ -360,7 +360,7 @@ def _generic(text: str, src: Path, stack: LocalStack) -> str:
 def test_bad_input_exits_2_before_any_call(
     case: Case,
     inputs: dict[str, Path],
-    stack: LocalStack,
+    stack: LocalServers,
     sandbox: Any,
     s3_prefix: str,
     prefect_api: str,

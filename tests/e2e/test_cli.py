@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rh_extend.localstack import LocalStack
+from rh_extend.local_servers import LocalServers
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -46,7 +46,7 @@ def last_json(stdout: str) -> dict[str, Any]:
 
 
 def test_extend_json_line_per_model(
-    clip: Path, stack: LocalStack, sandbox: Any, s3_prefix: str
+    clip: Path, stack: LocalServers, sandbox: Any, s3_prefix: str
 ) -> None:
     runs = {
         "wan-2.7": ["--duration", "4", "--resolution", "720P", "--prompt", "cli"],

@@ -13,14 +13,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rh_extend.localstack import LocalStack
+from rh_extend.local_servers import LocalServers, start_process
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -29,27 +27,14 @@ MODEL = "skyreels-v3-shot-switching"
 # The task's RUNNING phase gets this much longer (a `slow` task fault, fixed when the task is
 # accepted): long enough that the first run is surely still polling when it is killed.
 EXTRA_RUN_S = 8.0
-
-
-def _wait_for(what: str, probe: Callable[[], Any], proc: subprocess.Popen[bytes], log: Path) -> Any:
-    """Poll `probe` until it returns something truthy; fail if the process ends or time is up."""
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:]
-            pytest.fail(f"rh-extend ended (exit {proc.returncode}) before {what}:\n{tail}")
-        time.sleep(0.1)
-    pytest.fail(f"no {what} within 90 s")
+WAIT_S = 90.0
 
 
 def _hits(sandbox: Any, rule_id: int) -> int:
     return sum(rule["hits"] for rule in sandbox.faults() if rule["id"] == rule_id)
 
 
-def _submission_records(stack: LocalStack, prefix: str) -> dict[str, dict[str, Any]]:
+def _submission_records(stack: LocalServers, prefix: str) -> dict[str, dict[str, Any]]:
     """Every `<prefix>/<request_key>/submission.json`, by request key."""
     s3 = stack.s3()
     listing = s3.list_objects_v2(Bucket=stack.bucket, Prefix=f"{prefix}/")
@@ -62,7 +47,7 @@ def _submission_records(stack: LocalStack, prefix: str) -> dict[str, dict[str, A
     return records
 
 
-def _recorded_task_id(stack: LocalStack, prefix: str) -> tuple[str, str] | None:
+def _recorded_task_id(stack: LocalServers, prefix: str) -> tuple[str, str] | None:
     for request_key, record in _submission_records(stack, prefix).items():
         if record.get("task_id"):
             return request_key, str(record["task_id"])
@@ -70,7 +55,7 @@ def _recorded_task_id(stack: LocalStack, prefix: str) -> tuple[str, str] | None:
 
 
 def test_killed_while_polling_resumes_the_same_task(
-    clip: Path, stack: LocalStack, sandbox: Any, s3_prefix: str, prefect_api: str, tmp_path: Path
+    clip: Path, stack: LocalServers, sandbox: Any, s3_prefix: str, prefect_api: str, tmp_path: Path
 ) -> None:
     prompt = f"crash-resume {s3_prefix}"
     sandbox.add_fault(
@@ -94,23 +79,20 @@ def test_killed_while_polling_resumes_the_same_task(
     ]
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
 
-    log = tmp_path / "first-run.log"
-    with log.open("wb") as sink:
-        first = subprocess.Popen(
-            command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    # fails at once, with its output, if the first run ends before it is killed
+    first = start_process("the first run", command, env, tmp_path / "first-run.log")
     try:
-        billed = _wait_for("a billed submit", sandbox.ledger, first, log)
-        request_key, task_id = _wait_for(
-            "a taskId in submission.json", lambda: _recorded_task_id(stack, s3_prefix), first, log
+        billed = first.wait_for("a billed submit", sandbox.ledger, WAIT_S, 0.1)
+        request_key, task_id = first.wait_for(
+            "a taskId in submission.json", lambda: _recorded_task_id(stack, s3_prefix), WAIT_S, 0.1
         )
-        _wait_for("a status query", lambda: _hits(sandbox, polls["id"]), first, log)
+        first.wait_for("a status query", lambda: _hits(sandbox, polls["id"]), WAIT_S, 0.1)
     finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)  # the session this test started, by its id
-        first.wait(timeout=30)
+        if not first.exited():
+            os.killpg(first.proc.pid, signal.SIGKILL)  # the session this test started, by its id
+        first.proc.wait(timeout=30)
 
-    assert first.returncode == -signal.SIGKILL, "the first run ended before it was killed"
+    assert first.proc.returncode == -signal.SIGKILL, "the first run ended before it was killed"
     assert [entry["taskId"] for entry in billed] == [task_id]
     assert billed[0]["body"]["prompt"] == prompt
     task = sandbox.task(task_id)

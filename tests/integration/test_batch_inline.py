@@ -4,7 +4,6 @@ subflows — with the same outcomes, money guards and failure reports as the sub
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -24,7 +23,7 @@ from prefect.client.schemas.filters import (
 
 from rh_extend.flows.batch.outcomes import BatchSummary
 from rh_extend.flows.extend_batch import extend_batch
-from rh_extend.localstack import LocalStack
+from rh_extend.local_servers import LocalServers, wait_for
 from rh_extend.observe import artifact_key
 from rh_extend.storage import Archive
 
@@ -35,14 +34,7 @@ MODEL = "skyreels-v3-shot-switching"
 
 def _wait_for(what: str, probe: Any, timeout_s: float = 30.0) -> Any:
     """Task runs and artifacts reach the API asynchronously (events): poll with a deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not there after {timeout_s} s")
-        time.sleep(0.2)
+    return wait_for(what, probe, timeout_s, every_s=0.2)
 
 
 def _inline_task_runs(batch_run_id: UUID, count: int) -> list[Any]:
@@ -62,7 +54,7 @@ def _inline_task_runs(batch_run_id: UUID, count: int) -> list[Any]:
 def test_inline_batch_archives_retries_and_reports(
     clip: Path,
     sandbox: Any,
-    stack: LocalStack,
+    stack: LocalServers,
     s3_prefix: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

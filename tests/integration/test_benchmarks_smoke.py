@@ -12,13 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rh_extend.localstack import LocalStack
+from rh_extend.local_servers import LocalServers
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_baseline_script_extends_and_archives(
-    stack: LocalStack, clip: Path, tmp_path: Path
+    stack: LocalServers, clip: Path, tmp_path: Path
 ) -> None:
     stack.sandbox.reset()
     env = {**os.environ, **stack.env, "PYTHONPATH": str(ROOT)}

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from rh_extend.flows.extend_video import extend_video
-from rh_extend.localstack import LocalStack
+from rh_extend.local_servers import LocalServers
 from rh_extend.storage import parse_s3_uri
 from runninghub import (
     InvalidRequestError,
@@ -119,7 +119,7 @@ def _draw(rng: random.Random) -> list[Run]:
     return runs
 
 
-def _sha256_of_object(stack: LocalStack, uri: str) -> str:
+def _sha256_of_object(stack: LocalServers, uri: str) -> str:
     bucket, key = parse_s3_uri(uri)
     body = stack.s3().get_object(Bucket=bucket, Key=key)["Body"]
     digest = hashlib.sha256()
@@ -128,7 +128,7 @@ def _sha256_of_object(stack: LocalStack, uri: str) -> str:
     return digest.hexdigest()
 
 
-def _manifest(stack: LocalStack, uri: str) -> dict[str, Any]:
+def _manifest(stack: LocalServers, uri: str) -> dict[str, Any]:
     bucket, key = parse_s3_uri(uri)
     data: dict[str, Any] = json.loads(stack.s3().get_object(Bucket=bucket, Key=key)["Body"].read())
     return data
@@ -140,7 +140,7 @@ def _named(error: BaseException) -> bool:
 
 def test_chaos(
     clip: Path,
-    stack: LocalStack,
+    stack: LocalServers,
     sandbox: Any,
     s3_prefix: str,
     monkeypatch: pytest.MonkeyPatch,

@@ -10,7 +10,7 @@ import pytest
 
 from rh_extend.errors import SourceError, UnresolvedSubmissionError
 from rh_extend.flows.extend_video import extend_video
-from rh_extend.localstack import LocalStack
+from rh_extend.local_servers import LocalServers
 from rh_extend.media import probe
 from rh_extend.storage import Archive, parse_s3_uri
 from runninghub import InputValidationError
@@ -31,7 +31,7 @@ CASES = [
 ]
 
 
-def _fetch_object(stack: LocalStack, uri: str, dest: Path) -> dict[str, Any]:
+def _fetch_object(stack: LocalServers, uri: str, dest: Path) -> dict[str, Any]:
     bucket, key = parse_s3_uri(uri)
     s3 = stack.s3()
     s3.download_file(bucket, key, str(dest))
@@ -48,7 +48,7 @@ def test_extends_and_archives_each_model(
     params: dict[str, Any],
     expected_s: float,
     clip: Path,
-    stack: LocalStack,
+    stack: LocalServers,
     sandbox: Any,
     s3_prefix: str,
     tmp_path: Path,
@@ -90,7 +90,7 @@ def test_same_request_twice_is_paid_once(clip: Path, sandbox: Any, s3_prefix: st
 
 def test_lost_submit_answer_on_record_stops_without_paying(
     clip: Path,
-    stack: LocalStack,
+    stack: LocalServers,
     sandbox: Any,
     s3_prefix: str,
 ) -> None:
@@ -127,7 +127,7 @@ def test_out_of_range_duration_fails_before_any_call(
 
 def test_s3_source_is_presigned_for_runninghub(
     clip: Path,
-    stack: LocalStack,
+    stack: LocalServers,
     sandbox: Any,
     s3_prefix: str,
 ) -> None:

@@ -25,7 +25,7 @@ import pytest
 
 from rh_extend.errors import UnresolvedSubmissionError
 from rh_extend.flows.extend_video import extend_video
-from rh_extend.localstack import LocalStack
+from rh_extend.local_servers import LocalServers
 from rh_extend.request_keys import request_key
 from rh_extend.storage import Archive, parse_s3_uri
 from runninghub import (
@@ -214,7 +214,7 @@ def _billed(sandbox: Any, prompt: str) -> list[dict[str, Any]]:
     return [e for e in sandbox.ledger() if e["body"].get("prompt") == prompt]
 
 
-def _sha256_of_object(stack: LocalStack, uri: str) -> str:
+def _sha256_of_object(stack: LocalServers, uri: str) -> str:
     bucket, key = parse_s3_uri(uri)
     body = stack.s3().get_object(Bucket=bucket, Key=key)["Body"]
     digest = hashlib.sha256()
@@ -223,7 +223,7 @@ def _sha256_of_object(stack: LocalStack, uri: str) -> str:
     return digest.hexdigest()
 
 
-def _json_object(stack: LocalStack, uri: str) -> dict[str, Any]:
+def _json_object(stack: LocalServers, uri: str) -> dict[str, Any]:
     bucket, key = parse_s3_uri(uri)
     data: dict[str, Any] = json.loads(stack.s3().get_object(Bucket=bucket, Key=key)["Body"].read())
     return data
@@ -236,7 +236,7 @@ def _record_state(archive: Archive, key: str) -> Record:
     return "task" if record.get("task_id") else "intent"
 
 
-def _check_archived(result: Any, stack: LocalStack, billed: list[dict[str, Any]]) -> None:
+def _check_archived(result: Any, stack: LocalServers, billed: list[dict[str, Any]]) -> None:
     assert result.status == "succeeded"
     assert result.output_uri and result.manifest_uri
     manifest = _json_object(stack, result.manifest_uri)
@@ -250,7 +250,7 @@ def _check_archived(result: Any, stack: LocalStack, billed: list[dict[str, Any]]
 def test_fault(
     row: Row,
     clip: Path,
-    stack: LocalStack,
+    stack: LocalServers,
     sandbox: Any,
     s3_prefix: str,
     monkeypatch: pytest.MonkeyPatch,

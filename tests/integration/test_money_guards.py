@@ -10,7 +10,7 @@ import pytest
 from rh_extend.errors import BudgetExceededError
 from rh_extend.flows.extend_video import extend_video
 from rh_extend.limits import limit_name
-from rh_extend.localstack import LocalStack
+from rh_extend.local_servers import LocalServers
 from rh_extend.settings import load_settings
 from rh_extend.storage import Archive
 from runninghub import PollTimeoutError, TaskFailedError
@@ -27,7 +27,7 @@ def test_over_budget_is_refused_before_submitting(clip: Path, sandbox: Any, s3_p
 
 
 def test_within_budget_records_preview_and_actual_cost(
-    clip: Path, stack: LocalStack, sandbox: Any, s3_prefix: str
+    clip: Path, stack: LocalServers, sandbox: Any, s3_prefix: str
 ) -> None:
     result = extend_video(source=str(clip), model=SHOT, prompt="budget ok", duration=2, max_cost=1)
 

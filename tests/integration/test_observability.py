@@ -39,7 +39,7 @@ from rh_extend.cli import app
 from rh_extend.flows.batch.outcomes import ItemOutcome, summarize
 from rh_extend.flows.batch.report import BATCH_FINISHED, report
 from rh_extend.flows.extend_video import extend_video
-from rh_extend.localstack import LOCAL_API_KEY, LocalStack
+from rh_extend.local_servers import LOCAL_API_KEY, LocalServers
 from rh_extend.observe import artifact_key, artifacts
 from rh_extend.observe.runs import RunRow, render
 from rh_extend.result import ExtendResult
@@ -64,7 +64,7 @@ class Runs:
 
 
 @pytest.fixture(scope="module")
-def runs(stack: LocalStack, clip: Path) -> Iterator[Runs]:
+def runs(stack: LocalServers, clip: Path) -> Iterator[Runs]:
     prefix = f"t-observe-{uuid.uuid4().hex[:8]}"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("RH_EXTEND_S3_PREFIX", prefix)
@@ -138,7 +138,7 @@ def _logs(run_id: object, until: str) -> list[Any]:
             time.sleep(0.2)
 
 
-def _manifest(stack: LocalStack, runs: Runs) -> dict[str, Any]:
+def _manifest(stack: LocalServers, runs: Runs) -> dict[str, Any]:
     manifest = Archive(stack.bucket, runs.prefix, client=stack.s3()).read_json(
         str(runs.ok.request_key), "manifest.json"
     )
@@ -154,7 +154,7 @@ def _links(markdown: str) -> dict[str, str]:
     return found
 
 
-def test_run_markdown_artifact_tells_the_whole_run(runs: Runs, stack: LocalStack) -> None:
+def test_run_markdown_artifact_tells_the_whole_run(runs: Runs, stack: LocalServers) -> None:
     key = str(runs.ok.request_key)
     arts = _artifacts(runs.ok.flow_run_id)
     assert set(arts) == {
@@ -197,7 +197,7 @@ def test_run_markdown_artifact_tells_the_whole_run(runs: Runs, stack: LocalStack
     assert LOCAL_API_KEY not in markdown and LOCAL_API_KEY[:12] not in markdown
 
 
-def test_contact_sheet_is_a_png_next_to_the_video(runs: Runs, stack: LocalStack) -> None:
+def test_contact_sheet_is_a_png_next_to_the_video(runs: Runs, stack: LocalServers) -> None:
     import av
 
     manifest = _manifest(stack, runs)
@@ -251,7 +251,7 @@ def test_link_and_progress_artifacts(runs: Runs) -> None:
     assert "a typical 180 s" in progress.description  # Wan 2.7's typical generation time
 
 
-def test_events_name_the_request_task_and_model(runs: Runs, stack: LocalStack) -> None:
+def test_events_name_the_request_task_and_model(runs: Runs, stack: LocalServers) -> None:
     from rh_extend.observe import events
 
     found = _events(runs.ok.flow_run_id, {events.SUBMITTED, events.SUCCEEDED, events.ARCHIVED})

@@ -23,7 +23,7 @@ from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter
 
 from rh_extend.flows.extend_video import extend_video
-from rh_extend.localstack import LOCAL_API_KEY
+from rh_extend.local_servers import LOCAL_API_KEY
 from runninghub import AuthenticationError, SubmitOutcomeUnknownError, TaskFailedError
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

@@ -4,7 +4,6 @@ a Prefect round trip, still bounded by the Prefect limit that all processes shar
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,6 +14,7 @@ from prefect.concurrency.sync import concurrency
 
 from rh_extend import limits
 from rh_extend.errors import SlotWaitTimeoutError
+from rh_extend.local_servers import wait_for
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -58,11 +58,7 @@ def _active(name: str) -> int:
 
 
 def _until(what: str, probe: Any, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not probe():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s} s")
-        time.sleep(0.05)
+    wait_for(what, probe, timeout_s, every_s=0.05)
 
 
 def test_a_given_back_slot_goes_to_the_next_run_here_without_a_round_trip(

@@ -10,7 +10,7 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from rh_extend.errors import ArchiveError
-from rh_extend.localstack import LocalStack
+from rh_extend.local_servers import LocalServers
 from rh_extend.storage import Archive
 
 MiB = 1024 * 1024
@@ -26,7 +26,7 @@ def _file(path: Path, size: int, seed: bytes) -> tuple[Path, str]:
 
 
 @pytest.fixture
-def archive(stack: LocalStack, s3_prefix: str) -> Archive:
+def archive(stack: LocalServers, s3_prefix: str) -> Archive:
     small_parts = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
     return Archive(stack.bucket, s3_prefix, client=stack.s3(), transfer=small_parts)
 
@@ -66,7 +66,7 @@ def test_json_create_only_loses_the_race_cleanly(archive: Archive) -> None:
 
 
 def test_without_checksums_for_stores_that_reject_them(
-    stack: LocalStack, s3_prefix: str, tmp_path: Path
+    stack: LocalServers, s3_prefix: str, tmp_path: Path
 ) -> None:
     plain = Archive(stack.bucket, s3_prefix, client=stack.s3(), send_checksums=False)
     path, digest = _file(tmp_path / "v.mp4", 50_000, b"c")
