@@ -26,7 +26,7 @@ demo: $(STAMP)
 	PREFECT_HOME=$(CURDIR)/.demo/prefect $(BIN)/rh-extend demo --workdir .demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check runninghub sandbox rh_extend flows tasks deployments tests
+	$(BIN)/ruff check runninghub sandbox rh_extend flows tasks deployments tests benchmarks scripts
 	$(BIN)/mypy runninghub
 	$(BIN)/mypy sandbox rh_extend
 	$(BIN)/lint-imports --no-cache

@@ -152,13 +152,17 @@ def by_name(name: str) -> DeploymentDef:
 YAML_HEADER = """\
 # Generated from deployments/definitions.py — edit that file, then run
 #   rh-extend deployments --write
-# (tests/deploy/test_definitions.py fails when this file and the definitions disagree).
+# (tests/deploy/test_units.py fails when this file and the definitions disagree).
 #
-# Deploy onto the process work pool `video-extend` (workers on any machine that has rh-extend
-# installed and the same RUNNINGHUB_*/RH_EXTEND_*/AWS_* environment):
+# Deploy onto the process work pool `video-extend`, from this folder (a checkout with rh-extend
+# installed from it, `pip install .`):
 #   prefect work-pool create video-extend --type process
 #   prefect --no-prompt deploy --all
 #   prefect worker start --pool video-extend
+# `pull` is left to Prefect: for local code, `prefect deploy` records a set_working_directory
+# step with this checkout's absolute path, and workers load flows/*.py from there (workers on
+# the same machine or with the checkout at the same path; the same RUNNINGHUB_*/RH_EXTEND_*/
+# AWS_* environment as a CLI user).
 """
 
 
@@ -168,8 +172,9 @@ def prefect_yaml() -> dict[str, Any]:
         "prefect-version": "3.8.8",
         "build": None,
         "push": None,
-        # rh-extend is an installed package on every worker: run where the worker runs.
-        "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": "."}}],
+        # None: `prefect deploy` records the checkout it runs in (Prefect's default for local
+        # code), where the file-path entrypoints resolve; "." would be the worker's temp folder.
+        "pull": None,
         "deployments": [d.yaml_entry() for d in deployments()],
     }
 
