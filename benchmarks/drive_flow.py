@@ -63,15 +63,17 @@ def batch(opts: argparse.Namespace) -> dict[str, Any]:
 def sequential(opts: argparse.Namespace) -> dict[str, Any]:
     from rh_extend.flows.direct import direct_run
     from rh_extend.flows.extend_video import extend_video
+    from rh_extend.request import ExtendRequest
 
     run = uuid.uuid4().hex[:8]
     items = []
     for i in range(opts.count):
         started = time.monotonic()
         with direct_run(opts.model):
-            result = extend_video(
+            request = ExtendRequest(
                 source=str(opts.clip), model=opts.model, duration=opts.duration, take=f"{run}-{i}"
             )
+            result = extend_video(request)
         items.append(
             {
                 "seconds": time.monotonic() - started,

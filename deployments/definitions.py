@@ -12,12 +12,13 @@ drift apart.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from rh_extend.request import ExtendRequest
 
 POOL = "video-extend"
 VIDEO_ARRIVED = "rh-extend.video.arrived"
@@ -34,30 +35,28 @@ EXTEND_BATCH_ENTRYPOINT = "flows/extend_batch.py:extend_batch"
 # sets them for its runs). Persisted results let a batch read its deployment children's results.
 RUN_ENV = {"PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true"}
 
-# Event payload → extend_video parameters. `params` holds the optional ones; an event without
-# one of them passes None (the model's default). `resubmit` (pay again) is never taken from an
-# event: that stays a deliberate, manual decision.
-REQUIRED_FROM_EVENT = ("source", "model")
-NOT_FROM_EVENT = ("resubmit",)
+# Event payload → extend_video's `request`: `source`, `model`, `prompt`, and `params` for the
+# request's other fields (each None when absent: the model's default). `resubmit` (pay again)
+# is never taken from an event: that stays a deliberate, manual decision.
+PAYLOAD_FIELDS = ("source", "model", "prompt")
 
 
 def event_param_names() -> tuple[str, ...]:
-    """The `params` keys an arrival event may carry: extend_video's optional parameters."""
-    from rh_extend.flows.extend_video import extend_video
-
-    names = inspect.signature(extend_video.fn).parameters
-    return tuple(n for n in names if n not in (*REQUIRED_FROM_EVENT, "prompt", *NOT_FROM_EVENT))
+    """The `params` keys an arrival event may carry: the request's other fields."""
+    return tuple(name for name in ExtendRequest.model_fields if name not in PAYLOAD_FIELDS)
 
 
-def arrival_parameters() -> dict[str, str]:
-    params = {
+def arrival_parameters() -> dict[str, Any]:
+    """The trigger's parameters: the arrival payload mapped into `request` (Prefect renders
+    each `{{ }}` template to a JSON value: a number stays a number, `none` becomes null)."""
+    request = {
         "source": "{{ event.payload.source }}",
         "model": "{{ event.payload.model }}",
         "prompt": "{{ event.payload.prompt | default(none) }}",
     }
     for name in event_param_names():
-        params[name] = f"{{{{ event.payload.params.{name} | default(none) }}}}"
-    return params
+        request[name] = f"{{{{ event.payload.params.{name} | default(none) }}}}"
+    return {"request": request}
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from rh_extend.errors import ConfigurationError
 from rh_extend.flows.direct import untagged_task_runs
 from rh_extend.limits import runninghub_slot
 from rh_extend.prefect_internals import plain_json_parameters
+from rh_extend.request import ExtendRequest
 from rh_extend.request_keys import request_key
 from rh_extend.result import ExtendResult
 from rh_extend.settings import Settings, load_settings
@@ -70,12 +71,6 @@ INLINE_STEPS = Steps(
 )
 
 
-def user_params(**given: object) -> dict[str, object]:
-    """CLI/flow parameter names → the model's wire names; unset values are left out."""
-    wire = {"negative_prompt": "negativePrompt", "cut_type": "cutType"}
-    return {wire.get(name, name): value for name, value in given.items() if value is not None}
-
-
 def check_settings(settings: Settings) -> None:
     if not settings.api_key():
         raise ConfigurationError(
@@ -98,8 +93,8 @@ def _source_stem(source: str) -> str:
 
 
 def _run_name() -> str:
-    params = flow_run.parameters
-    return f"extend-{_source_stem(str(params['source']))}-{params['model']}"
+    request = ExtendRequest.model_validate(flow_run.parameters["request"])
+    return f"extend-{_source_stem(request.source)}-{request.model}"
 
 
 @contextmanager
@@ -183,76 +178,30 @@ def _finished_at_submit(submitted: Submitted) -> Finished | None:
     on_failure=[observe.report_failure],
     on_completion=[observe.finished],
 )
-def extend_video(
-    source: str,
-    model: str,
-    prompt: str | None = None,
-    duration: int | None = None,
-    resolution: str | None = None,
-    cut_type: str | None = None,
-    negative_prompt: str | None = None,
-    seed: int | None = None,
-    take: str | None = None,
-    max_cost: float | None = None,
-    resubmit: bool = False,
-) -> ExtendResult:
-    """Extend SOURCE (local path, https URL or s3:// URI) with MODEL and archive the result.
+def extend_video(request: ExtendRequest, resubmit: bool = False) -> ExtendResult:
+    """Extend the request's source (local path, https URL or s3:// URI) with its model and
+    archive the result.
 
-    `take` labels a deliberate new (paid) attempt at the same request; `max_cost` refuses to
-    submit when RunningHub's price preview is higher; `resubmit` pays again although an earlier
-    submit of this request is on record.
+    The request's `take` labels a deliberate new (paid) attempt at the same request, its
+    `max_cost` refuses to submit when RunningHub's price preview is higher; `resubmit` pays
+    again although an earlier submit of this request is on record.
     """
-    with untagged_task_runs(model):
-        return run_chain(
-            TASK_STEPS,
-            source=source,
-            model=model,
-            prompt=prompt,
-            duration=duration,
-            resolution=resolution,
-            cut_type=cut_type,
-            negative_prompt=negative_prompt,
-            seed=seed,
-            take=take,
-            max_cost=max_cost,
-            resubmit=resubmit,
-        )
+    with untagged_task_runs(request.model):
+        return run_chain(TASK_STEPS, request, resubmit)
 
 
-def run_chain(
-    steps: Steps,
-    source: str,
-    model: str,
-    prompt: str | None = None,
-    duration: int | None = None,
-    resolution: str | None = None,
-    cut_type: str | None = None,
-    negative_prompt: str | None = None,
-    seed: int | None = None,
-    take: str | None = None,
-    max_cost: float | None = None,
-    resubmit: bool = False,
-) -> ExtendResult:
+def run_chain(steps: Steps, request: ExtendRequest, resubmit: bool = False) -> ExtendResult:
     """The chain itself, inside a Prefect run: `extend_video`'s body, or a batch item's."""
     settings = load_settings()
-    spec = get_model(model)
-    given = user_params(
-        prompt=prompt,
-        duration=duration,
-        resolution=resolution,
-        cut_type=cut_type,
-        negative_prompt=negative_prompt,
-        seed=seed,
-    )
-    params = spec.normalize(given)
+    model, spec, params = request.model, get_model(request.model), request.params()
     check_settings(settings)
-    budget = max_cost if max_cost is not None else settings.max_cost
+    budget = request.max_cost if request.max_cost is not None else settings.max_cost
     timings: dict[str, float] = {}
     with runninghub_slot(settings) as slot:  # a turn to get ready now, the slot itself later
         with _timed(timings, "stage"):
-            staged = steps.stage(source, model)
+            staged = steps.stage(request.source, model)
         expected_s = staged.info.duration_s + spec.added_seconds(staged.info.duration_s, params)
-        key = request_key(staged.sha256, model, params, take)
+        key = request_key(staged.sha256, model, params, request.take)
         stage_events.emit("stage", "info", data={"request_key": key})
         observe.track_run(key, model, timings)
         slot.reserve()  # acquired while the lookup and the upload run
@@ -279,7 +228,7 @@ def run_chain(
     with _timed(timings, "download"):
         downloaded = steps.download(key, submitted.task_id, finished.response)
     manifest = _manifest(key, spec, params, staged, finished, downloaded, expected_s, timings)
-    manifest["request"]["take"] = take
+    manifest["request"]["take"] = request.take
     manifest["price_preview"] = price
     observe.task_succeeded(manifest)
     return _with_run_id(steps.archive(key, staged, downloaded, manifest))

@@ -102,24 +102,22 @@ def extend(
     The same video with the same parameters is submitted (and paid) once: a rerun returns the
     archive, or resumes the earlier task.
     """
-    params: dict[str, object] = {
-        "prompt": prompt,
-        "duration": duration,
-        "resolution": resolution,
-        "cut_type": cut_type,
-        "negative_prompt": negative_prompt,
-        "seed": seed,
-    }
-    options = {
-        "take": f"force-{uuid.uuid4().hex[:12]}" if force else take,
-        "max_cost": max_cost,
-        "resubmit": resubmit,
-    }
     context = RunContext()
     try:
-        prevalidate(model, params)
+        request = prevalidate(
+            source=source,
+            model=model,
+            prompt=prompt,
+            duration=duration,
+            resolution=resolution,
+            cut_type=cut_type,
+            negative_prompt=negative_prompt,
+            seed=seed,
+            take=f"force-{uuid.uuid4().hex[:12]}" if force else take,
+            max_cost=max_cost,
+        )
         result = run_extension(
-            source, model, params, options, context, display=None if as_json else err
+            request, context, resubmit=resubmit, display=None if as_json else err
         )
     except Exception as exc:  # every failure ends as one clear message and an exit code
         _fail(exc, model, context, as_json)

@@ -14,8 +14,9 @@ from rh_extend.errors import exit_code_for
 from rh_extend.foreground import run_extension
 from rh_extend.local_servers import environment, local_servers
 from rh_extend.media import make_sample_clip, probe
+from rh_extend.request import ExtendRequest, ModelId
 
-DEMO_MODEL = "skyreels-v3-single-shot"
+DEMO_MODEL: ModelId = "skyreels-v3-single-shot"
 DEMO_PROMPT = "The camera keeps drifting right as the pattern scrolls on"
 
 
@@ -49,14 +50,10 @@ def run_demo(workdir: Path, out: Console, err: Console) -> int:
         with environment(settings_env):
             out.print(f"[bold]3.[/] extending with {DEMO_MODEL} through Prefect …")
             try:
-                result = run_extension(
-                    str(clip),
-                    DEMO_MODEL,
-                    {"prompt": DEMO_PROMPT, "duration": 5},
-                    {},
-                    RunContext(),
-                    display=err,
+                request = ExtendRequest(
+                    source=str(clip), model=DEMO_MODEL, prompt=DEMO_PROMPT, duration=5
                 )
+                result = run_extension(request, RunContext(), display=err)
             except Exception as exc:
                 err.print(f"[bold red]demo failed[/] {exc}")
                 return exit_code_for(exc)

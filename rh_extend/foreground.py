@@ -15,25 +15,25 @@ from rich.console import Console
 
 from rh_extend import stage_events
 from rh_extend.display import RunContext, StageBars, quiet_prefect_console
+from rh_extend.request import ExtendRequest
 from rh_extend.result import ExtendResult
 from rh_extend.settings import load_settings
 
 
-def prevalidate(model: str, params: dict[str, object]) -> None:
+def prevalidate(**fields: Any) -> ExtendRequest:
     """Everything that can be checked without the video or Prefect: fail in a second, not 15."""
-    from rh_extend.flows.extend_video import check_settings, user_params
-    from runninghub import get_model
+    from rh_extend.flows.extend_video import check_settings
 
-    get_model(model).normalize(user_params(**params))
+    request = ExtendRequest.checked(**fields)
     check_settings(load_settings())
+    return request
 
 
 def run_extension(
-    source: str,
-    model: str,
-    params: dict[str, Any],
-    options: dict[str, Any],
+    request: ExtendRequest,
     context: RunContext,
+    *,
+    resubmit: bool = False,
     display: Console | None = None,
 ) -> ExtendResult:
     """`extend_video` as a flow run of this process; stages drawn on `display` when given."""
@@ -41,14 +41,14 @@ def run_extension(
     from rh_extend.flows.extend_video import extend_video
 
     with ExitStack() as stack:
-        stack.enter_context(direct_run(model))
+        stack.enter_context(direct_run(request.model))
         stack.enter_context(stage_events.listening(context))
         if display is not None:
             bars = stack.enter_context(StageBars(display))
             stack.enter_context(stage_events.listening(bars))
             stack.enter_context(stage_events.listening(_quiet_prefect_once()))
         try:
-            result: ExtendResult = extend_video(source=source, model=model, **params, **options)
+            result: ExtendResult = extend_video(request, resubmit)
         finally:
             settle()
         return result

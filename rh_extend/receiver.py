@@ -178,7 +178,7 @@ def parse_webhook(raw: bytes) -> tuple[str, dict[str, Any]]:
 
 def parse_arrival(raw: bytes, allow_http: bool) -> tuple[dict[str, Any], str | None]:
     """The arrival payload (source, model, prompt, params with every key) and the caller's id."""
-    from rh_extend.flows.extend_video import user_params
+    from rh_extend.request import ExtendRequest
     from runninghub import CATALOG, InputValidationError
 
     body = _json_object(raw)
@@ -202,18 +202,10 @@ def parse_arrival(raw: bytes, allow_http: bool) -> tuple[dict[str, Any], str | N
     extra = sorted(set(params) - set(names))
     if extra:
         raise BadRequest(422, f"unknown params {extra}; allowed {list(names)}")
-    model_params = {k: params.get(k) for k in names if k not in ("take", "max_cost")}
     try:
-        CATALOG[model].normalize(user_params(prompt=prompt, **model_params))
+        ExtendRequest.checked(source=source, model=model, prompt=prompt, **params)
     except InputValidationError as exc:
         raise BadRequest(422, str(exc)) from None
-    take, max_cost = params.get("take"), params.get("max_cost")
-    if take is not None and not isinstance(take, str):
-        raise BadRequest(422, "params.take must be a string")
-    if max_cost is not None and (
-        isinstance(max_cost, bool) or not isinstance(max_cost, int | float)
-    ):
-        raise BadRequest(422, "params.max_cost must be a number")
     client_id = body.get("id")
     if client_id is not None and (not isinstance(client_id, str) or not client_id.strip()):
         raise BadRequest(422, "id must be a non-empty string")

@@ -10,6 +10,7 @@ and what that model allows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -160,3 +161,13 @@ def catalog_literals() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
         "resolution": (get_args(Resolution), _choices("wan-2.7", "resolution")),
         "cut_type": (get_args(CutType), _choices("skyreels-v3-shot-switching", "cutType")),
     }
+
+
+def flat_parameters(parameters: Mapping[str, Any] | None) -> dict[str, Any]:
+    """An `extend_video` run's parameters as one level (`source`, `model`, ..., `resubmit`), for
+    reports and tags; `request` may be a dict (from the API) or an ExtendRequest (in the run)."""
+    flat = dict(parameters or {})
+    request = flat.pop("request", None)
+    if isinstance(request, BaseModel):
+        request = request.model_dump(mode="json")
+    return {**(request if isinstance(request, dict) else {}), **flat}

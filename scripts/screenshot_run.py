@@ -68,11 +68,13 @@ def run_extension(workdir: Path) -> tuple[Any, str, str]:
     from rh_extend.flows.extend_video import extend_video
     from rh_extend.media import make_sample_clip
     from rh_extend.observe import artifact_key
+    from rh_extend.request import ExtendRequest
 
     clip = make_sample_clip(workdir / "clip.mp4", seconds=3.0)
-    result = extend_video(
+    request = ExtendRequest(
         source=str(clip), model="wan-2.7", prompt=PROMPT, duration=6, resolution="720P"
     )
+    result = extend_video(request)
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(result.flow_run_id)]))

@@ -34,12 +34,15 @@ from rh_extend.batch_items import BatchItem
 from rh_extend.flows.batch.outcomes import (
     ItemOutcome,
     check_item,
+    item_request,
+    item_resubmit,
     outcome_from_exception,
     outcome_from_result,
     outcome_from_state,
 )
 from rh_extend.flows.direct import direct_run
 from rh_extend.flows.extend_video import INLINE_STEPS, extend_video, run_chain
+from rh_extend.request import flat_parameters
 from rh_extend.tasks.common import may_pass, retry_on_storage
 from runninghub import RunningHubError
 
@@ -50,8 +53,9 @@ ITEM_RETRIES = 2
 
 
 def flow_parameters(item: BatchItem) -> dict[str, Any]:
-    params = {k: v for k, v in item.params.items() if v is not None}
-    return {"source": item.source, "model": item.model, "prompt": item.prompt, **params}
+    """`extend_video`'s parameters for the item, as JSON (a deployment run's parameters)."""
+    request = item_request(item).model_dump(mode="json")
+    return {"request": request, "resubmit": item_resubmit(item)}
 
 
 def _logged(outcome: ItemOutcome) -> ItemOutcome:
@@ -97,7 +101,7 @@ def _as_subflow(item: BatchItem) -> ItemOutcome:
     started = time.monotonic()
     try:
         with direct_run(item.model):  # no heartbeats: the batch run beats for this process
-            result = extend_video(**flow_parameters(item))
+            result = extend_video(item_request(item), item_resubmit(item))
     except Exception as exc:  # the item's failure is its outcome, not the batch's
         return outcome_from_exception(item, exc, seconds=time.monotonic() - started)
     return outcome_from_result(item, result, seconds=time.monotonic() - started)
@@ -141,7 +145,7 @@ def extend_inline(item: BatchItem) -> ItemOutcome:
     batch_run_id = str(run.flow_run_id)
     with observe.run_scope(scope) as facts:
         try:
-            result = run_chain(INLINE_STEPS, **parameters)
+            result = run_chain(INLINE_STEPS, item_request(item), item_resubmit(item))
         except Exception as exc:
             if may_pass(exc) and run.run_count <= ITEM_RETRIES:
                 raise
@@ -153,7 +157,9 @@ def extend_inline(item: BatchItem) -> ItemOutcome:
                 flow_run_id=batch_run_id,
                 seconds=time.monotonic() - started,
             )
-            observe.report_failed_run(scope, run.name, parameters, exc, run_id=batch_run_id)
+            observe.report_failed_run(
+                scope, run.name, flat_parameters(parameters), exc, run_id=batch_run_id
+            )
         else:
             outcome = outcome_from_result(item, result, seconds=time.monotonic() - started)
     return _logged(outcome)  # its report is sent in the background; the batch waits at its end

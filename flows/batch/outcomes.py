@@ -9,7 +9,6 @@ cause). Items are checked (`check_item`) before anything is run or paid.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 from typing import Any, Literal
 
@@ -17,20 +16,18 @@ from pydantic import BaseModel, Field
 
 from rh_extend.batch_items import BatchItem, InboxScan
 from rh_extend.errors import PipelineError, SubmissionInProgressError
-from rh_extend.flows.extend_video import extend_video, user_params
+from rh_extend.request import ExtendRequest
 from rh_extend.result import ExtendResult
-from runninghub import InputValidationError, get_model
+from runninghub import InputValidationError
 
 Status = Literal["archived", "reused", "in_progress", "duplicate", "failed"]
 
-MODEL_PARAMS = ("duration", "resolution", "cut_type", "negative_prompt", "seed")
-# Everything else `extend_video` accepts (take, max_cost, resubmit, ...) passes through as is.
-FLOW_OPTIONS = tuple(
-    name
-    for name in inspect.signature(extend_video.fn).parameters
-    if name not in ("source", "model", "prompt", *MODEL_PARAMS)
+# What an item's `params` may hold: the request's fields beyond source, model and prompt, and
+# `resubmit` (pay again although an earlier submit is on record).
+ITEM_PARAMS = (
+    *(name for name in ExtendRequest.model_fields if name not in ("source", "model", "prompt")),
+    "resubmit",
 )
-ITEM_PARAMS = (*MODEL_PARAMS, *FLOW_OPTIONS)
 
 
 class ItemOutcome(BaseModel):
@@ -111,23 +108,8 @@ def summarize(source: str, outcomes: list[ItemOutcome], scan: InboxScan | None) 
 # ------------------------------------------------------------------------- item preparation
 
 
-def item_key(item: BatchItem) -> str:
-    """Identifies a request before its video is read: source, model, normalized parameters."""
-    spec = get_model(str(item.model))
-    given = {name: item.params.get(name) for name in MODEL_PARAMS}
-    normalized = spec.normalize(user_params(prompt=item.prompt, **given))
-    options = {k: v for k, v in item.params.items() if k in FLOW_OPTIONS and v is not None}
-    canonical = json.dumps(
-        {"source": item.source, "model": spec.id, "params": normalized, "options": options},
-        sort_keys=True,
-        separators=(",", ":"),
-        default=str,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def check_item(item: BatchItem) -> str:
-    """The item's key, or an exception naming what's wrong, before anything is run or paid."""
+def item_request(item: BatchItem) -> ExtendRequest:
+    """The item's typed request, or InputValidationError naming what's wrong."""
     if item.problem:
         raise ValueError(item.problem)
     if not item.model:
@@ -146,6 +128,34 @@ def check_item(item: BatchItem) -> str:
             value=item.params[unknown[0]],
             allowed=", ".join(ITEM_PARAMS),
         )
+    fields = {k: v for k, v in item.params.items() if k != "resubmit"}
+    return ExtendRequest.checked(source=item.source, model=item.model, prompt=item.prompt, **fields)
+
+
+def item_resubmit(item: BatchItem) -> bool:
+    return bool(item.params.get("resubmit"))
+
+
+def item_key(item: BatchItem) -> str:
+    """Identifies a request before its video is read: source, model, normalized parameters."""
+    request = item_request(item)
+    options = {"take": request.take, "max_cost": request.max_cost, "resubmit": item_resubmit(item)}
+    canonical = json.dumps(
+        {
+            "source": request.source,
+            "model": request.model,
+            "params": request.params(),
+            "options": {k: v for k, v in options.items() if v not in (None, False)},
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_item(item: BatchItem) -> str:
+    """The item's key, or an exception naming what's wrong, before anything is run or paid."""
     return item_key(item)
 
 

@@ -9,6 +9,7 @@ from rh_extend.observe import artifacts, events
 from rh_extend.observe.common import best_effort, run_logger, short
 from rh_extend.observe.context import current_facts, facts_for, forget
 from rh_extend.observe.writer import report_writes
+from rh_extend.request import flat_parameters
 
 
 def model_tags(model: object) -> list[str]:
@@ -24,7 +25,7 @@ def tag_run(flow: Any, flow_run: Any, state: Any) -> None:
     a deployment, a batch, an event trigger)."""
     from prefect.client.orchestration import get_client
 
-    wanted = model_tags((flow_run.parameters or {}).get("model"))
+    wanted = model_tags(flat_parameters(flow_run.parameters).get("model"))
     tags = list(flow_run.tags or [])
     missing = [tag for tag in wanted if tag not in tags]
     if not missing:
@@ -74,7 +75,11 @@ def report_failure(flow: Any, flow_run: Any, state: Any) -> None:
     """`on_failure` hook of `extend_video`: see `report_failed_run`."""
     run_id = str(flow_run.id)
     report_failed_run(
-        run_id, flow_run.name, dict(flow_run.parameters or {}), _exception(state), run_id=run_id
+        run_id,
+        flow_run.name,
+        flat_parameters(flow_run.parameters),
+        _exception(state),
+        run_id=run_id,
     )
 
 

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rh_extend.observe import events
+from rh_extend.request import flat_parameters
 
 FLOW_NAME = "extend-video"
 MAX_EVENT_PAGES = 40
@@ -107,7 +108,7 @@ def _model(run: Any) -> str:
     for tag in run.tags or []:
         if tag.startswith("model:"):
             return str(tag.removeprefix("model:"))
-    return str((run.parameters or {}).get("model", "?"))
+    return str(flat_parameters(run.parameters).get("model", "?"))
 
 
 async def read_runs(since: timedelta, limit: int = 50) -> list[RunRow]:

@@ -116,11 +116,12 @@ class PrefectApi:
         self.post("/events", [event])
         return event_id
 
-    def runs_where(self, deployment_id: str, **params: Any) -> list[dict[str, Any]]:
+    def runs_where(self, deployment_id: str, **fields: Any) -> list[dict[str, Any]]:
+        """The deployment's runs whose `request` parameter has these field values."""
         return [
             run
             for run in self.flow_runs(deployment_id)
-            if all(run["parameters"].get(k) == v for k, v in params.items())
+            if all(run["parameters"].get("request", {}).get(k) == v for k, v in fields.items())
         ]
 
     def artifacts(self, run_id: str) -> list[dict[str, Any]]:

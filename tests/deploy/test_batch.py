@@ -106,7 +106,7 @@ def test_batch_dispatching_deployment_runs_reads_their_results(
     rows = {row["item"]: row for row in api.table(run["id"], "extend-batch-items")}
     assert [row["status"] for row in rows.values()] == ["archived", "archived", "duplicate"]
     children = api.runs_where(served.deployments["extend-video"]["id"])
-    mine = [c for c in children if c["parameters"]["prompt"].startswith("dispatched")]
+    mine = [c for c in children if c["parameters"]["request"]["prompt"].startswith("dispatched")]
     assert len(mine) == 2
     for child in mine:
         assert child["idempotency_key"].startswith(f"rh-extend-batch {run['id']} item ")

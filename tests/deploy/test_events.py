@@ -53,7 +53,7 @@ def test_arrival_event_creates_exactly_one_run_with_its_parameters(
         "duration": 3,
         "cut_type": "Cut-In",
     }
-    assert run["parameters"] == expected
+    assert run["parameters"] == {"request": expected}
     assert run["idempotency_key"], "the automation creates runs with an idempotency key"
     assert len(api.runs_where(deployment["id"], prompt="event b")) == 1
     billed = sandbox.ledger()

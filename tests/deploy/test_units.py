@@ -94,15 +94,17 @@ def test_batch_names_still_import_from_the_flow_module() -> None:
     assert (extend_batch.check_item, extend_batch.item_key) == (check_item, item_key)
 
 
-def test_trigger_maps_every_optional_flow_parameter_but_resubmit() -> None:
+def test_trigger_maps_every_request_field_and_not_resubmit() -> None:
     import inspect
 
     from rh_extend.flows.extend_video import extend_video
+    from rh_extend.request import ExtendRequest
 
     video = next(d for d in deployments() if d.name == "extend-video")
-    mapped = set(video.triggers[0]["parameters"])
-    names = set(inspect.signature(extend_video.fn).parameters)
-    assert mapped == names - {"resubmit"}
+    parameters = video.triggers[0]["parameters"]
+    assert set(inspect.signature(extend_video.fn).parameters) == {"request", "resubmit"}
+    assert set(parameters) == {"request"}  # resubmit (pay again) never comes from an event
+    assert set(parameters["request"]) == set(ExtendRequest.model_fields)
 
 
 # ----------------------------------------------------------------------------- manifests

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -273,7 +274,8 @@ def inputs(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
     empty = root / "empty.mp4"
     empty.touch()
     garbage = root / "garbage.mp4"
-    garbage.write_bytes(os.urandom(64 * 1024))
+    # fixed bytes: fresh random ones now and then look like an audio file to ffmpeg
+    garbage.write_bytes(random.Random(7).randbytes(64 * 1024))
     unreadable = root / "unreadable.mp4"
     unreadable.write_bytes(clip.read_bytes())
     unreadable.chmod(0)

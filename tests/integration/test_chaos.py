@@ -26,6 +26,7 @@ import pytest
 
 from rh_extend.flows.extend_video import extend_video
 from rh_extend.local_servers import LocalServers
+from rh_extend.request import ExtendRequest
 from rh_extend.storage import parse_s3_uri
 from runninghub import (
     InvalidRequestError,
@@ -160,7 +161,7 @@ def test_chaos(
     def execute(run: Run) -> Run:
         started = time.monotonic()
         try:
-            run.result = extend_video(source=str(clip), **run.kwargs())
+            run.result = extend_video(ExtendRequest(source=str(clip), **run.kwargs()))
             run.outcome = "archived"
         except Exception as exc:  # judged below: it must be the named cause the fault implies
             run.error, run.outcome = exc, type(exc).__name__

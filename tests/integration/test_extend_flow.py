@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect.exceptions import ParameterTypeError
 
 from rh_extend.errors import SourceError, UnresolvedSubmissionError
 from rh_extend.flows.extend_video import extend_video
 from rh_extend.local_servers import LocalServers
 from rh_extend.media import probe
+from rh_extend.request import ExtendRequest
 from rh_extend.storage import Archive, parse_s3_uri
 from runninghub import InputValidationError
 
@@ -53,7 +55,7 @@ def test_extends_and_archives_each_model(
     s3_prefix: str,
     tmp_path: Path,
 ) -> None:
-    result = extend_video(source=str(clip), model=model, **params)
+    result = extend_video(ExtendRequest(source=str(clip), model=model, **params))
 
     assert result.status == "succeeded"
     assert result.output_uri and result.output_uri.startswith(f"s3://{stack.bucket}/{s3_prefix}/")
@@ -79,8 +81,12 @@ def test_extends_and_archives_each_model(
 
 def test_same_request_twice_is_paid_once(clip: Path, sandbox: Any, s3_prefix: str) -> None:
     params = {"prompt": "again", "duration": 2}
-    first = extend_video(source=str(clip), model="skyreels-v3-shot-switching", **params)
-    second = extend_video(source=str(clip), model="skyreels-v3-shot-switching", **params)
+    first = extend_video(
+        ExtendRequest(source=str(clip), model="skyreels-v3-shot-switching", **params)
+    )
+    second = extend_video(
+        ExtendRequest(source=str(clip), model="skyreels-v3-shot-switching", **params)
+    )
 
     assert second.reused_archive and not first.reused_archive
     assert second.output_uri == first.output_uri
@@ -104,14 +110,16 @@ def test_lost_submit_answer_on_record_stops_without_paying(
 
     with pytest.raises(UnresolvedSubmissionError, match="may exist and be billed"):
         extend_video(
-            source=str(clip), model="skyreels-v3-shot-switching", prompt="lost", duration=2
+            ExtendRequest(
+                source=str(clip), model="skyreels-v3-shot-switching", prompt="lost", duration=2
+            )
         )
     assert sandbox.ledger() == []
 
 
 def test_missing_source_fails_before_any_call(sandbox: Any, s3_prefix: str) -> None:
     with pytest.raises(SourceError, match="no such file"):
-        extend_video(source="/nonexistent/video.mp4", model="wan-2.7", duration=5)
+        extend_video(ExtendRequest(source="/nonexistent/video.mp4", model="wan-2.7", duration=5))
     assert sandbox.ledger() == []
 
 
@@ -120,8 +128,14 @@ def test_out_of_range_duration_fails_before_any_call(
     sandbox: Any,
     s3_prefix: str,
 ) -> None:
-    with pytest.raises(InputValidationError, match="duration"):
-        extend_video(source=str(clip), model="skyreels-v3-single-shot", prompt="x", duration=99)
+    """As a deployment run or the UI's form sends it: JSON, validated before the run starts."""
+    request = {"source": str(clip), "model": "skyreels-v3-single-shot", "prompt": "x"}
+    with pytest.raises(ParameterTypeError, match="less than or equal to 30"):
+        extend_video(request={**request, "duration": 99})  # beyond every model's range
+    with pytest.raises(ParameterTypeError, match="duration=4 is out of range for skyreels-v3"):
+        extend_video(request={**request, "duration": 4})  # within others', not this model's
+    with pytest.raises(InputValidationError, match="duration=99 is out of range"):
+        ExtendRequest.checked(**request, duration=99)  # as the CLI and the receiver build it
     assert sandbox.ledger() == []
 
 
@@ -135,10 +149,12 @@ def test_s3_source_is_presigned_for_runninghub(
     s3.upload_file(str(clip), stack.bucket, "inbox/clip.mp4")
 
     result = extend_video(
-        source=f"s3://{stack.bucket}/inbox/clip.mp4",
-        model="skyreels-v3-shot-switching",
-        prompt="from s3",
-        duration=3,
+        ExtendRequest(
+            source=f"s3://{stack.bucket}/inbox/clip.mp4",
+            model="skyreels-v3-shot-switching",
+            prompt="from s3",
+            duration=3,
+        )
     )
 
     assert result.status == "succeeded"

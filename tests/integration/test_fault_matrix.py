@@ -26,6 +26,7 @@ import pytest
 from rh_extend.errors import UnresolvedSubmissionError
 from rh_extend.flows.extend_video import extend_video
 from rh_extend.local_servers import LocalServers
+from rh_extend.request import ExtendRequest
 from rh_extend.request_keys import request_key
 from rh_extend.storage import Archive, parse_s3_uri
 from runninghub import (
@@ -274,10 +275,7 @@ def test_fault(
         with caplog.at_level(logging.INFO, logger="runninghub"):
             try:
                 result = extend_video(
-                    source=str(clip),
-                    model=MODEL,
-                    prompt=prompt,
-                    duration=DURATION,
+                    ExtendRequest(source=str(clip), model=MODEL, prompt=prompt, duration=DURATION),
                     resubmit=step.resubmit,
                 )
                 error: BaseException | None = None

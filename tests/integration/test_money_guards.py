@@ -11,6 +11,7 @@ from rh_extend.errors import BudgetExceededError
 from rh_extend.flows.extend_video import extend_video
 from rh_extend.limits import limit_name
 from rh_extend.local_servers import LocalServers
+from rh_extend.request import ExtendRequest
 from rh_extend.settings import load_settings
 from rh_extend.storage import Archive
 from runninghub import PollTimeoutError, TaskFailedError
@@ -22,14 +23,18 @@ SHOT = "skyreels-v3-shot-switching"  # sandbox price: 0.40 per second added
 
 def test_over_budget_is_refused_before_submitting(clip: Path, sandbox: Any, s3_prefix: str) -> None:
     with pytest.raises(BudgetExceededError, match=r"estimated price 0\.80 CNY is over max_cost"):
-        extend_video(source=str(clip), model=SHOT, prompt="budget", duration=2, max_cost=0.5)
+        extend_video(
+            ExtendRequest(source=str(clip), model=SHOT, prompt="budget", duration=2, max_cost=0.5)
+        )
     assert sandbox.ledger() == []
 
 
 def test_within_budget_records_preview_and_actual_cost(
     clip: Path, stack: LocalServers, sandbox: Any, s3_prefix: str
 ) -> None:
-    result = extend_video(source=str(clip), model=SHOT, prompt="budget ok", duration=2, max_cost=1)
+    result = extend_video(
+        ExtendRequest(source=str(clip), model=SHOT, prompt="budget ok", duration=2, max_cost=1)
+    )
 
     manifest = Archive(stack.bucket, s3_prefix, client=stack.s3()).read_json(
         str(result.request_key), "manifest.json"
@@ -43,9 +48,13 @@ def test_within_budget_records_preview_and_actual_cost(
 def test_a_new_take_is_a_new_paid_request_and_its_rerun_is_not(
     clip: Path, sandbox: Any, s3_prefix: str
 ) -> None:
-    first = extend_video(source=str(clip), model=SHOT, prompt="takes", duration=2)
-    second = extend_video(source=str(clip), model=SHOT, prompt="takes", duration=2, take="b")
-    again = extend_video(source=str(clip), model=SHOT, prompt="takes", duration=2, take="b")
+    first = extend_video(ExtendRequest(source=str(clip), model=SHOT, prompt="takes", duration=2))
+    second = extend_video(
+        ExtendRequest(source=str(clip), model=SHOT, prompt="takes", duration=2, take="b")
+    )
+    again = extend_video(
+        ExtendRequest(source=str(clip), model=SHOT, prompt="takes", duration=2, take="b")
+    )
 
     assert first.request_key != second.request_key == again.request_key
     assert again.reused_archive
@@ -57,12 +66,14 @@ def test_failed_task_is_not_paid_again_unless_resubmitted(
 ) -> None:
     sandbox.add_fault("fail_task", route="task", match={"prompt_contains": "unlucky"})
     with pytest.raises(TaskFailedError, match="1015"):
-        extend_video(source=str(clip), model=SHOT, prompt="unlucky", duration=2)
+        extend_video(ExtendRequest(source=str(clip), model=SHOT, prompt="unlucky", duration=2))
     with pytest.raises(TaskFailedError, match="1015"):
-        extend_video(source=str(clip), model=SHOT, prompt="unlucky", duration=2)
+        extend_video(ExtendRequest(source=str(clip), model=SHOT, prompt="unlucky", duration=2))
     assert len(sandbox.ledger()) == 1
 
-    result = extend_video(source=str(clip), model=SHOT, prompt="unlucky", duration=2, resubmit=True)
+    result = extend_video(
+        ExtendRequest(source=str(clip), model=SHOT, prompt="unlucky", duration=2), resubmit=True
+    )
     assert result.status == "succeeded"
     assert len(sandbox.ledger()) == 2
 
@@ -71,10 +82,10 @@ def test_concurrency_limit_is_sized_from_the_key(clip: Path, sandbox: Any, s3_pr
     from prefect.client.orchestration import get_client
 
     name = limit_name(load_settings())
-    extend_video(source=str(clip), model=SHOT, prompt="slots", duration=2)
+    extend_video(ExtendRequest(source=str(clip), model=SHOT, prompt="slots", duration=2))
     with get_client(sync_client=True) as client:
         held_before = client.read_global_concurrency_limit_by_name(name).active_slots
-        extend_video(source=str(clip), model=SHOT, prompt="slots 2", duration=2)
+        extend_video(ExtendRequest(source=str(clip), model=SHOT, prompt="slots 2", duration=2))
         limit = client.read_global_concurrency_limit_by_name(name)
     assert limit.limit == 3  # the sandbox key's concurrentLimit
     # released after the run (a run killed by another test may still hold a lease meanwhile)
@@ -89,7 +100,7 @@ def test_poll_deadline_cancels_and_says_how_to_go_on(
     sandbox.add_fault("slow", route="task", params={"seconds": 30})
 
     with pytest.raises(PollTimeoutError, match="cancel requested") as caught:
-        extend_video(source=str(clip), model=SHOT, prompt="too slow", duration=2)
+        extend_video(ExtendRequest(source=str(clip), model=SHOT, prompt="too slow", duration=2))
 
     task_id = caught.value.task_id
     assert task_id in str(caught.value)

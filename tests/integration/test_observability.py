@@ -42,6 +42,7 @@ from rh_extend.flows.extend_video import extend_video
 from rh_extend.local_servers import LOCAL_API_KEY, LocalServers
 from rh_extend.observe import artifact_key, artifacts
 from rh_extend.observe.runs import RunRow, render
+from rh_extend.request import ExtendRequest
 from rh_extend.result import ExtendResult
 from rh_extend.storage import Archive, parse_s3_uri
 from runninghub import TaskFailedError
@@ -80,10 +81,11 @@ def runs(stack: LocalServers, clip: Path) -> Iterator[Runs]:
         # its whole life is seen (by default a task this short gets none)
         with pytest.MonkeyPatch.context() as short:
             short.setattr(artifacts, "PROGRESS_AFTER_S", 0.0)
-            ok = extend_video(source=str(clip), model="wan-2.7", **params)
-        again = extend_video(source=str(clip), model="wan-2.7", **params)
+            ok = extend_video(ExtendRequest(source=str(clip), model="wan-2.7", **params))
+        again = extend_video(ExtendRequest(source=str(clip), model="wan-2.7", **params))
         state = extend_video(
-            source=str(clip), model=FAIL_MODEL, prompt=FAIL_PROMPT, duration=2, return_state=True
+            ExtendRequest(source=str(clip), model=FAIL_MODEL, prompt=FAIL_PROMPT, duration=2),
+            return_state=True,
         )
         with pytest.raises(TaskFailedError) as raised:
             state.result()
@@ -538,7 +540,8 @@ def test_failure_automation_from_the_docs_notifies(
             "fail_task", route="task", match={"prompt_contains": "alert"}, params={"code": "1015"}
         )
         state = extend_video(
-            source=str(clip), model=FAIL_MODEL, prompt="alert me", duration=2, return_state=True
+            ExtendRequest(source=str(clip), model=FAIL_MODEL, prompt="alert me", duration=2),
+            return_state=True,
         )
         with pytest.raises(TaskFailedError) as raised:
             state.result()
@@ -562,7 +565,9 @@ def test_failure_before_the_request_key_is_known(sandbox: Any, s3_prefix: str) -
     from rh_extend.errors import SourceError
     from rh_extend.observe import events
 
-    state = extend_video(source="/nonexistent/video.mp4", model="wan-2.7", return_state=True)
+    state = extend_video(
+        ExtendRequest(source="/nonexistent/video.mp4", model="wan-2.7"), return_state=True
+    )
     with pytest.raises(SourceError):
         state.result()
     run_id = state.state_details.flow_run_id

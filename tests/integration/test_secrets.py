@@ -24,6 +24,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFi
 
 from rh_extend.flows.extend_video import extend_video
 from rh_extend.local_servers import LOCAL_API_KEY
+from rh_extend.request import ExtendRequest
 from runninghub import AuthenticationError, SubmitOutcomeUnknownError, TaskFailedError
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -116,7 +117,9 @@ async def _wait_until_recorded(client: PrefectClient, run_ids: list[UUID]) -> No
 
 def _run(expected: type[BaseException] | None, **params: Any) -> tuple[UUID, BaseException | None]:
     """One extend_video run in the harness; its flow run id and what it raised."""
-    state = extend_video(source=params.pop("source"), model=MODEL, return_state=True, **params)
+    state = extend_video(
+        ExtendRequest(source=params.pop("source"), model=MODEL, **params), return_state=True
+    )
     run_id = state.state_details.flow_run_id
     assert run_id is not None
     if expected is None:

@@ -13,8 +13,9 @@ from rh_extend.errors import (
     UnresolvedSubmissionError,
     exit_code_for,
 )
-from rh_extend.flows.extend_video import check_settings, user_params
+from rh_extend.flows.extend_video import check_settings
 from rh_extend.media import make_sample_clip, probe, sha256_file
+from rh_extend.request import ExtendRequest
 from rh_extend.request_keys import request_key
 from rh_extend.result import ExtendResult
 from rh_extend.settings import Settings
@@ -32,12 +33,9 @@ def test_request_key_is_stable_and_sensitive_to_every_part() -> None:
     assert base != request_key("a" * 64, "skyreels-v3-single-shot", {"duration": "5", "seed": 1})
 
 
-def test_user_params_maps_to_wire_names_and_drops_unset() -> None:
-    assert user_params(prompt="p", cut_type="Cut-In", negative_prompt="n", seed=None) == {
-        "prompt": "p",
-        "cutType": "Cut-In",
-        "negativePrompt": "n",
-    }
+def test_wire_params_use_wire_names_and_drop_unset() -> None:
+    request = ExtendRequest(source="a.mp4", model="wan-2.7", prompt="p", negative_prompt="n")
+    assert request.wire_params() == {"prompt": "p", "negativePrompt": "n"}
 
 
 @pytest.mark.parametrize(
