@@ -55,8 +55,10 @@ class ExtendRequest(BaseModel):
         description="Seconds. Wan 2.7: total output length 2-15; SkyReels single-shot: seconds "
         "added 5-30; shot-switching: seconds added 2-5. Empty: the model's default (5).",
     )
-    resolution: Resolution | None = Field(None, description="Wan 2.7 only.")
-    cut_type: CutType | None = Field(None, description="SkyReels shot-switching only.")
+    # Literal[..., None], not `... | None`: one choice list with "none" in it, which Prefect's
+    # run form shows as a dropdown rather than a type switch.
+    resolution: Literal[Resolution, None] = Field(None, description="Wan 2.7 only.")
+    cut_type: Literal[CutType, None] = Field(None, description="SkyReels shot-switching only.")
     negative_prompt: str | None = Field(None, max_length=500, description="Wan 2.7 only.")
     seed: int | None = Field(
         None, ge=0, le=SEED_MAX, description="Wan 2.7 only. A new seed is a new (paid) take."

@@ -9,9 +9,11 @@ server still serves the contact sheet:
 
 - the run's markdown artifact  → <out-dir>/run-artifact.png
 - the flow run's page        → <out-dir>/run-page.png (tags, task graph with the artifacts, logs)
+- the `extend-video` deployment's run form → <out-dir>/run-form.png (the typed request's
+  dropdowns and ranges)
 
 and stops everything it started. Needs Debian's `chromium`
-(`apt-get install -y --no-install-recommends chromium`). Exit code 0 when both PNGs were written.
+(`apt-get install -y --no-install-recommends chromium`). Exit code 0 when every PNG was written.
 """
 
 from __future__ import annotations
@@ -83,6 +85,26 @@ def run_extension(workdir: Path) -> tuple[Any, str, str]:
     return result, str(report.id), str(result.flow_run_id)
 
 
+# Shown filled in on the run form's picture (this throwaway server's deployment only).
+FORM_EXAMPLE = {
+    "source": "s3://my-archive/inbox/clip.mp4",
+    "model": "wan-2.7",
+    "prompt": PROMPT,
+    "duration": 8,
+    "resolution": "720P",
+}
+
+
+def register_extend_video() -> str:
+    """The `extend-video` deployment as `rh-extend serve` registers it (no runs are served),
+    with an example request as its default, so the form's picture shows its fields in use."""
+    from rh_extend.deployments.definitions import by_name
+    from rh_extend.deployments.serve import runner_deployment
+
+    deployment = runner_deployment(by_name("extend-video"), parameters={"request": FORM_EXAMPLE})
+    return str(deployment.apply())
+
+
 def screenshot(chromium: str, url: str, dest: Path, size: str, profile: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.unlink(missing_ok=True)
@@ -116,10 +138,13 @@ def photograph(tmp: Path, chromium: str, out_dir: Path, size: str) -> None:
             with environment(env):
                 result, artifact_id, run_id = run_extension(tmp)
             print(f"run {run_id}: {result.output_uri}")
+            deployment_id = register_extend_video()
             shots = [
                 (f"{server.url}/artifacts/artifact/{artifact_id}", "run-artifact.png", size),
                 (f"{server.url}/runs/flow-run/{run_id}", "run-page.png", "1440,900"),
-            ]
+                (f"{server.url}/deployments/deployment/{deployment_id}/run", "run-form.png",
+                 "1440,1500"),
+            ]  # fmt: skip
             for url, name, window in shots:
                 dest = out_dir / name
                 screenshot(chromium, url, dest, window, tmp / "chrome")
