@@ -107,7 +107,7 @@ def wait_for_task(request_key: str, task_id: str, typical_s: int) -> Finished:
     marks: dict[str, float] = {}
     begin = time.monotonic()
     stage_events.emit("poll", "start", total=float(typical_s), data={"task_id": task_id})
-    watch = observe.PollProgress(request_key, task_id, typical_s)
+    watch = observe.ProgressArtifact(request_key, task_id, typical_s)
     with runninghub_client(settings) as client:
         try:
             final = client.wait(

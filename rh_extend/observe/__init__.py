@@ -5,7 +5,7 @@ is logged and the run goes on) and never carries the API key.
 """
 
 from rh_extend.observe.artifacts import (
-    PollProgress,
+    ProgressArtifact,
     artifact_key,
     publish_run,
     store_contact_sheet,
@@ -24,7 +24,7 @@ from rh_extend.observe.render import batch_rows, render_batch_markdown
 from rh_extend.observe.writer import report_writes
 
 __all__ = [
-    "PollProgress",
+    "ProgressArtifact",
     "artifact_key",
     "batch_rows",
     "finished",

@@ -154,7 +154,7 @@ def publish_run(store: Archive, manifest: dict[str, Any], *, reused: bool = Fals
 # --- progress while polling ----------------------------------------------------------------
 
 
-class PollProgress:
+class ProgressArtifact:
     """A progress artifact that follows the task: queued, running, elapsed against typical.
 
     Created once the task has been in flight `PROGRESS_AFTER_S` (or when it fails), then updated
@@ -277,7 +277,7 @@ def publish_failure(
 
 __all__ = [
     "ARTIFACT_LINK_TTL_S",
-    "PollProgress",
+    "ProgressArtifact",
     "artifact_key",
     "publish_failure",
     "publish_run",

@@ -28,7 +28,7 @@ class RunFacts:
     task_id: str | None = None
     price: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    progress: Any = None  # the PollProgress of the run's task, once polling began
+    progress: Any = None  # the ProgressArtifact of the run's task, once polling began
 
 
 _facts: OrderedDict[str, RunFacts] = OrderedDict()

@@ -96,7 +96,7 @@ def pushes(monkeypatch: pytest.MonkeyPatch) -> tuple[list[tuple[float, str]], _C
     sent: list[tuple[float, str]] = []
     monkeypatch.setattr(artifacts.time, "monotonic", clock)
     monkeypatch.setattr(
-        artifacts.PollProgress, "_push", lambda self, value, text: sent.append((value, text))
+        artifacts.ProgressArtifact, "_push", lambda self, value, text: sent.append((value, text))
     )
     return sent, clock
 
@@ -110,7 +110,7 @@ def test_a_task_done_before_the_progress_delay_gets_no_progress_artifact(
     pushes: tuple[list[tuple[float, str]], _Clock],
 ) -> None:
     sent, clock = pushes
-    progress = artifacts.PollProgress("a" * 64, "123", typical_s=180)
+    progress = artifacts.ProgressArtifact("a" * 64, "123", typical_s=180)
     for at, status in ((0.1, "QUEUED"), (0.5, "RUNNING"), (2.0, "RUNNING"), (2.1, "SUCCESS")):
         _poll(progress, clock, at, status)
     assert sent == []
@@ -120,7 +120,7 @@ def test_a_longer_task_gets_its_progress_artifact_after_the_delay(
     pushes: tuple[list[tuple[float, str]], _Clock],
 ) -> None:
     sent, clock = pushes
-    progress = artifacts.PollProgress("a" * 64, "123", typical_s=100)
+    progress = artifacts.ProgressArtifact("a" * 64, "123", typical_s=100)
     _poll(progress, clock, 1.0, "RUNNING")
     _poll(progress, clock, artifacts.PROGRESS_AFTER_S - 0.1, "RUNNING")
     assert sent == []
@@ -136,7 +136,7 @@ def test_a_failure_is_shown_whenever_it_comes(
     pushes: tuple[list[tuple[float, str]], _Clock],
 ) -> None:
     sent, clock = pushes
-    progress = artifacts.PollProgress("a" * 64, "123", typical_s=100)
+    progress = artifacts.ProgressArtifact("a" * 64, "123", typical_s=100)
     _poll(progress, clock, 0.5, "RUNNING")
     progress.mark_failed(RuntimeError("generation failed"))
     assert len(sent) == 1 and sent[0][1].startswith("FAILED: ")
