@@ -124,15 +124,7 @@ def _spelled_as_in_catalog(model: str, wire_name: str, value: Any) -> Any:
     """`720p` → `720P`, `Cut In` → `Cut-In`: the catalog's spellings, case-insensitively."""
     if not isinstance(value, str):
         return value
-    spec = CATALOG[model].field(wire_name)
-    wanted = value.strip().casefold()
-    for alias, canonical in spec.aliases.items():
-        if alias.casefold() == wanted:
-            return canonical
-    for choice in _choices(model, wire_name):
-        if choice.casefold() == wanted:
-            return choice
-    return value
+    return CATALOG[model].field(wire_name).choice_for(value) or value
 
 
 def _input_error(exc: ValidationError, fields: dict[str, Any]) -> InputValidationError:
@@ -142,13 +134,13 @@ def _input_error(exc: ValidationError, fields: dict[str, Any]) -> InputValidatio
         return cause
     name = ".".join(str(part) for part in first["loc"]) or "request"
     value = fields.get(name, first.get("input"))
-    allowed = _allowed_text(name, first)
+    allowed = _allowed_text(first)
     return InputValidationError(
         f"{name}={value!r} is not allowed: {first['msg']}", field=name, value=value, allowed=allowed
     )
 
 
-def _allowed_text(name: str, error: Any) -> str:
+def _allowed_text(error: Any) -> str:
     ctx = error.get("ctx") or {}
     if "expected" in ctx:
         return str(ctx["expected"])

@@ -50,6 +50,19 @@ class FieldSpec:
         # a read-only view, so a shared catalog cannot be changed by one caller
         object.__setattr__(self, "aliases", MappingProxyType(dict(self.aliases)))
 
+    def choice_for(self, value: str) -> str | None:
+        """The choice VALUE spells (exactly, by an alias or in another case), if any."""
+        if self.choices is None:
+            return None
+        wanted = value.strip()
+        if wanted in self.choices:
+            return wanted
+        folded = wanted.casefold()
+        for alias, canonical in self.aliases.items():
+            if alias.casefold() == folded:
+                return canonical
+        return next((c for c in self.choices if c.casefold() == folded), None)
+
     @property
     def allowed(self) -> str:
         """What this field accepts, in words (used in error messages and CLI help)."""
@@ -305,18 +318,10 @@ def _as_text(model: ModelSpec, spec: FieldSpec, value: object) -> str:
 
 
 def _canonical_choice(model: ModelSpec, spec: FieldSpec, value: str) -> str:
-    assert spec.choices is not None
-    wanted = value.strip()
-    if wanted in spec.choices:
-        return wanted
-    folded = wanted.casefold()
-    for alias, canonical in spec.aliases.items():
-        if alias.casefold() == folded:
-            return canonical
-    for choice in spec.choices:
-        if choice.casefold() == folded:
-            return choice
-    raise _invalid(model, spec, value, "is not a valid choice")
+    choice = spec.choice_for(value)
+    if choice is None:
+        raise _invalid(model, spec, value, "is not a valid choice")
+    return choice
 
 
 # --- the models ----------------------------------------------------------------------------

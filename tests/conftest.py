@@ -1,4 +1,5 @@
-"""Session-wide real parts: one Prefect API (test harness), the sandbox and an S3 server.
+"""Session-wide real parts: one Prefect API (`prefect server start` on PostgreSQL), the sandbox
+and an S3 server.
 
 Unit tests don't ask for these fixtures and so never start them.
 """
@@ -6,54 +7,43 @@ Unit tests don't ask for these fixtures and so never start them.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import sys
+import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from rh_extend.local_servers import (
-    LocalServers,
-    environment,
-    free_port,
-    local_servers,
-    throwaway_postgres,
-)
+from rh_extend.local_servers import LocalServers, PrefectServer, environment, local_servers
 from rh_extend.media import make_sample_clip
+
+# The tests' Prefect API is set in the environment before Prefect is imported, so that every
+# settings context points at it: the ones the tests enter, and the process-wide one that threads
+# without a copied context use (report writers, slot keepers). Public settings only, no harness
+# internals; the server itself starts with the first test that needs it.
+assert "prefect" not in sys.modules, "tests/conftest.py must run before anything imports Prefect"
+_HOME = Path(tempfile.mkdtemp(prefix="rh-extend-tests-"))
+_PREFECT = PrefectServer(_HOME / "server", postgres=True)
+os.environ["PREFECT_API_URL"] = _PREFECT.api_url
+os.environ["PREFECT_HOME"] = str(_HOME / "client")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[str]:
-    """Prefect's test harness (its API server in a subprocess), on PostgreSQL, not SQLite.
+    """`prefect server start` on a throwaway PostgreSQL cluster, for the whole session.
 
-    On the harness's SQLite, concurrent runs now and then found the database locked for up to
-    60 s (the server's busy timeout): tests then took minutes, or failed with Prefect's 503 once
-    its client's retries ran out. PostgreSQL is also what production runs on.
+    On SQLite, concurrent runs now and then found the database locked for up to 60 s (the
+    server's busy timeout): tests then took minutes, or failed with Prefect's 503 once its
+    client's retries ran out. PostgreSQL is also what production runs on.
     """
-    import prefect.context
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.server.database.dependencies import temporary_database_interface
-    from prefect.settings import (
-        PREFECT_API_URL,
-        PREFECT_SERVER_DATABASE_CONNECTION_URL,
-        temporary_settings,
-    )
-
-    with ExitStack() as stack:
-        url = stack.enter_context(throwaway_postgres("tests-prefect"))
-        stack.enter_context(temporary_database_interface())
-        stack.enter_context(temporary_settings({PREFECT_SERVER_DATABASE_CONNECTION_URL: url}))
-        server = SubprocessASGIServer(port=free_port())
-        stack.callback(server.stop)  # also after a start that timed out
-        server.start(timeout=120)
-        stack.enter_context(temporary_settings({PREFECT_API_URL: server.api_url}))
-        # as prefect_test_harness: contexts copied before now (slot keepers) see this API too
-        stack.enter_context(
-            prefect.context._temporary_global_settings_context(
-                prefect.context.get_settings_context()
-            )
-        )
-        yield server.api_url
+    with _PREFECT:
+        yield _PREFECT.api_url
 
 
 @pytest.fixture(scope="session")
