@@ -258,21 +258,50 @@ def publish_failure(
     flow_run_name: str | None,
     timings: Mapping[str, float],
     price: Mapping[str, Any] | None,
+    flow_run_id: str | None = None,
 ) -> None:
     error = error_fields(exc)
-    create_markdown_artifact(
-        render_failure_markdown(
-            parameters,
-            error,
-            request_key=request_key,
-            task_id=task_id,
-            flow_run_name=flow_run_name,
-            timings=timings,
-            price=price,
-        ),
-        key=artifact_key(request_key) if request_key else None,
-        description=f"Failed: [{error['code']}] {error['message'][:200]}",
+    markdown = render_failure_markdown(
+        parameters,
+        error,
+        request_key=request_key,
+        task_id=task_id,
+        flow_run_name=flow_run_name,
+        timings=timings,
+        price=price,
     )
+    key = artifact_key(request_key) if request_key else None
+    description = f"Failed: [{error['code']}] {error['message'][:200]}"
+    if _in_a_run():
+        create_markdown_artifact(markdown, key=key, description=description)
+    else:  # a run whose parameters failed validation ends before its run context exists
+        _create_for_run(markdown, key, description, flow_run_id)
+
+
+def _in_a_run() -> bool:
+    from prefect.context import get_run_context
+    from prefect.exceptions import MissingContextError
+
+    try:
+        get_run_context()
+    except MissingContextError:
+        return False
+    return True
+
+
+def _create_for_run(markdown: str, key: str | None, description: str, run: str | None) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+
+    artifact = ArtifactCreate(
+        type="markdown",
+        key=key,
+        description=description,
+        data=markdown,
+        flow_run_id=UUID(run) if run else None,
+    )
+    with get_client(sync_client=True) as client:
+        client.create_artifact(artifact)
 
 
 __all__ = [

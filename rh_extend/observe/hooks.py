@@ -118,6 +118,7 @@ def report_failed_run(
         flow_run_name=run_name,
         timings=timings,
         price=price,
+        flow_run_id=run_id,
     )
     if facts and facts.progress is not None:
         facts.progress.mark_failed(exc)

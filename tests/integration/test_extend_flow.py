@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.exceptions import ParameterTypeError
 
 from rh_extend.errors import SourceError, UnresolvedSubmissionError
@@ -132,8 +134,18 @@ def test_out_of_range_duration_fails_before_any_call(
     request = {"source": str(clip), "model": "skyreels-v3-single-shot", "prompt": "x"}
     with pytest.raises(ParameterTypeError, match="less than or equal to 30"):
         extend_video(request={**request, "duration": 99})  # beyond every model's range
+    state = extend_video(request={**request, "duration": 4}, return_state=True)  # others' range
     with pytest.raises(ParameterTypeError, match="duration=4 is out of range for skyreels-v3"):
-        extend_video(request={**request, "duration": 4})  # within others', not this model's
+        state.result()
+    run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        reports = client.read_artifacts(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+        )
+    assert [r.description for r in reports if r.type == "markdown"] == [
+        "Failed: [ParameterTypeError] Flow run received invalid parameters: - request: Value "
+        "error, duration=4 is out of range for skyreels-v3-single-shot: allowed 5 … 30"
+    ]
     with pytest.raises(InputValidationError, match="duration=99 is out of range"):
         ExtendRequest.checked(**request, duration=99)  # as the CLI and the receiver build it
     assert sandbox.ledger() == []
