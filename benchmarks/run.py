@@ -203,6 +203,13 @@ CHANGES: list[str] = [
     "distinct input and length and tasks share the file (sandbox CPU per batch 5.5 → 2.5 s). "
     "The next full run: P1 `task` 21.59 s (1.080 × ideal, 1.032 × the script; the script "
     "itself 20.95 → 20.92 s).",
+    "All, after the layout work (session 7, no change aimed at speed: flows/, tasks/ and "
+    "deployments/ at the top level, the client, sandbox, batch flow and reports cut into "
+    "modules, one typed `ExtendRequest` flow parameter, the sandbox a router per area): one "
+    "full `make bench`, every target met. P3's RSS before the transfer rose 94 → 114 MB, and "
+    "the python+boto3 floor's with it (94 → 114 MB): the machine's, not rh-extend's. P5 "
+    "1.97 s worst (was 2.77 s): the typed request is sent as plain JSON, without FastAPI "
+    "(rh_extend/prefect_internals.py).",
     "P3: the download no longer fsyncs before renaming the file into place (0.6 s per GiB): "
     "the file is read back at once and a rerun downloads again rather than trusting it.",
     "P3, first measurement (128 MiB, quick mode): peak RSS 153 MB, because the measuring "
