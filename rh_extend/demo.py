@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from rh_extend.foreground import run_extension
 from rh_extend.local_servers import environment, local_servers
 from rh_extend.media import make_sample_clip, probe
 from rh_extend.request import ExtendRequest, ModelId
+from rh_extend.storage import parse_s3_uri
 
 DEMO_MODEL: ModelId = "skyreels-v3-single-shot"
 DEMO_PROMPT = "The camera keeps drifting right as the pattern scrolls on"
@@ -58,9 +58,7 @@ def run_demo(workdir: Path, out: Console, err: Console) -> int:
                 err.print(f"[bold red]demo failed[/] {exc}")
                 return exit_code_for(exc)
             local_copy = workdir / "extended.mp4"
-            shutil.copyfile(
-                workdir / "work" / "runs" / str(result.request_key) / "output.mp4", local_copy
-            )
+            servers.s3().download_file(*parse_s3_uri(str(result.output_uri)), str(local_copy))
             out.print(
                 "[bold]4.[/] result (the download link lives as long as the demo's S3 server)"
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +47,10 @@ def download_output(request_key: str, task_id: str, response: TaskResponse) -> D
     if not output.url:
         raise ArchiveMismatchError(f"task {task_id} succeeded but its result has no URL")
     extension = _extension(output.output_type)
-    dest = settings.workdir / "runs" / request_key / f"output.{extension}"
+    # A folder per download: runs of the same request on one machine (one resuming the task
+    # another submitted, a batch item beside an event's run) must not write the same file.
+    folder = settings.workdir / "runs" / request_key / uuid.uuid4().hex[:12]
+    dest = folder / f"output.{extension}"
     dest.parent.mkdir(parents=True, exist_ok=True)
     stage_events.emit("download", "start")
     with runninghub_client(settings) as client:
