@@ -27,6 +27,7 @@ from .exceptions import (
     RateLimitedError,
     RunningHubError,
     SubmitOutcomeUnknownError,
+    TaskAlreadyEndedError,
     TaskFailedError,
     TaskNotFoundError,
     TerminalError,
@@ -35,6 +36,7 @@ from .exceptions import (
 )
 from .models import (
     AccountStatus,
+    CancelOutcome,
     DownloadResult,
     Failed,
     OutputFile,
@@ -55,6 +57,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "AccountStatus",
     "AuthenticationError",
+    "CancelOutcome",
     "ConcurrencyLimitError",
     "ContentRejectedError",
     "DownloadResult",
@@ -79,6 +82,7 @@ __all__ = [
     "RunningHubError",
     "SubmitOutcomeUnknownError",
     "Succeeded",
+    "TaskAlreadyEndedError",
     "TaskFailedError",
     "TaskNotFoundError",
     "TaskResponse",

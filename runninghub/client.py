@@ -50,11 +50,13 @@ from .exceptions import (
     InvalidRequestError,
     PollTimeoutError,
     ProtocolError,
+    TaskAlreadyEndedError,
     TaskNotFoundError,
     TransientError,
 )
 from .models import (
     AccountStatus,
+    CancelOutcome,
     DownloadResult,
     Failed,
     PricePreview,
@@ -274,8 +276,9 @@ class RunningHubClient:
         answer = self._call_json("POST", preview_path, "price preview", json=dict(body))
         return self._parse(PricePreview, answer, "price preview")
 
-    def cancel(self, task_id: str) -> bool:
-        """Ask RunningHub to cancel a task; False when it does not know the task (807)."""
+    def cancel(self, task_id: str) -> CancelOutcome:
+        """Ask RunningHub to cancel a task (no refund): `cancelled`, or `not_found` (807) /
+        `already_ended` (817), both of which leave nothing to stop."""
         task_id = self._check_task_id(task_id)
         try:
             self._call_json(
@@ -286,9 +289,11 @@ class RunningHubClient:
                 retry_label="cancel",
             )
         except TaskNotFoundError:
-            return False
+            return "not_found"
+        except TaskAlreadyEndedError:
+            return "already_ended"
         logger.info("cancel requested for task %s", task_id)
-        return True
+        return "cancelled"
 
     def download(
         self,

@@ -40,6 +40,7 @@ __all__ = [
     "RateLimitedError",
     "RunningHubError",
     "SubmitOutcomeUnknownError",
+    "TaskAlreadyEndedError",
     "TaskFailedError",
     "TaskNotFoundError",
     "TerminalError",
@@ -165,6 +166,10 @@ class ContentRejectedError(TerminalError):
 
 class TaskNotFoundError(TerminalError):
     """RunningHub does not know the task id (wrong, or expired)."""
+
+
+class TaskAlreadyEndedError(TerminalError):
+    """A cancel came after the task ended (817): there is nothing left to stop."""
 
 
 class LinkExpiredError(TerminalError):
@@ -326,6 +331,7 @@ _CODES: Mapping[str, _Code] = {
     ),
     "1004": _Code(TaskNotFoundError, "RunningHub does not know this task (wrong id or expired)"),
     "807": _Code(TaskNotFoundError, "RunningHub does not know this task (wrong id or expired)"),
+    "817": _Code(TaskAlreadyEndedError, "The task already ended: there is nothing to cancel"),
 }
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
@@ -21,6 +21,7 @@ from .exceptions import ProtocolError
 
 __all__ = [
     "AccountStatus",
+    "CancelOutcome",
     "DownloadResult",
     "Failed",
     "OutputFile",
@@ -35,6 +36,10 @@ __all__ = [
     "UploadResult",
     "Usage",
 ]
+
+
+CancelOutcome: TypeAlias = Literal["cancelled", "not_found", "already_ended"]
+"""What a cancel request came to: the task stops; RunningHub doesn't know it; it had ended."""
 
 
 class TaskStatus(StrEnum):

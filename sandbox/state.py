@@ -181,15 +181,17 @@ class SandboxState:
         with self.lock:
             return task_body(task, link_base)
 
-    def cancel(self, task_id: str, key_fp: str) -> bool:
-        """CANCEL a non-terminal task (no refund); False if unknown to this key."""
+    def cancel(self, task_id: str, key_fp: str) -> str:
+        """CANCEL a running or queued task (no refund, no result): `cancelled`, `not_found`
+        (unknown to this key) or `ended` (already terminal: RunningHub's 817)."""
         with self.lock:
             task = self.find(task_id, key_fp)
             if task is None:
-                return False
-            if not task.terminal:
-                task.move(Status.CANCEL)
-            return True
+                return "not_found"
+            if task.terminal:
+                return "ended"
+            task.move(Status.CANCEL)
+            return "cancelled"
 
     # -- control API
     def ledger(self) -> list[dict[str, Any]]:

@@ -73,7 +73,7 @@ def _gave_up(
     """Best-effort cancel, and a message that says what happened and what to do next."""
     if cancel:
         try:
-            cancelled = client.cancel(task_id)
+            cancelled = client.cancel(task_id) == "cancelled"
         except RunningHubError:
             cancelled = False
         what = (

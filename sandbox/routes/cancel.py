@@ -1,4 +1,6 @@
-"""POST /task/openapi/cancel (legacy key): CANCEL a task of this key; nothing is refunded."""
+"""POST /task/openapi/cancel (legacy key): CANCEL a task of this key; nothing is refunded.
+
+807 for a task this key doesn't know, 817 for one that already ended (runninghub-api.md §5)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,9 @@ async def cancel(request: Request, st: State, auth: Auth, faults: Faults) -> Res
     if key is None:
         return wire.envelope(802, "APIKEY_INVALID")
     known = isinstance(task_id, str | int) and not isinstance(task_id, bool)
-    if not known or not st.cancel(str(task_id), fingerprint(key)):
-        return JSONResponse({"code": 807, "msg": "TASK_NOT_FOUND"})
+    outcome = st.cancel(str(task_id), fingerprint(key)) if known else "not_found"
+    if outcome == "not_found":
+        return JSONResponse({"code": 807, "msg": "APIKEY_TASK_NOT_FOUND"})
+    if outcome == "ended":
+        return JSONResponse({"code": 817, "msg": "APIKEY_TASK_CANCEL_NOT_ALLOWED"})
     return JSONResponse({"code": 0, "msg": "success"})

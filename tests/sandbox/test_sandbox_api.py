@@ -265,10 +265,17 @@ def test_cancel(client: httpx.Client, sb: SandboxServer) -> None:
     unknown = httpx.post(
         sb.base_url + "/task/openapi/cancel", json={"apiKey": KEY, "taskId": "123"}
     ).json()
-    assert unknown == {"code": 807, "msg": "TASK_NOT_FOUND"}
-    # The slot is free again, and the cancelled task stays billed (no refund).
+    assert unknown == {"code": 807, "msg": "APIKEY_TASK_NOT_FOUND"}
+    again = httpx.post(
+        sb.base_url + "/task/openapi/cancel", json={"apiKey": KEY, "taskId": task_id}
+    ).json()
+    assert again == {"code": 817, "msg": "APIKEY_TASK_CANCEL_NOT_ALLOWED"}  # it has ended
+    # The slot is free again, the cancelled task stays billed (no refund) and never gets a result.
     assert len(sb.ledger()) == 1
     assert client.get("/openapi/v2/queue/status").json()["data"]["totalCurrentTasks"] == "0"
+    sb.update_config(queue_seconds=0.0, run_seconds=0.0)
+    ended = query(client, task_id)
+    assert ended["status"] == "CANCEL" and not ended.get("results")
 
 
 def test_control_api_reset_and_config(client: httpx.Client, sb: SandboxServer) -> None:

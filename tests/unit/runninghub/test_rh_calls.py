@@ -236,10 +236,12 @@ def test_cancel(client: RunningHubClient, mock: respx.MockRouter) -> None:
         side_effect=[
             httpx.Response(200, json={"code": 0, "msg": "success", "data": None}),
             httpx.Response(200, json={"code": 807, "msg": "task not found", "data": None}),
+            httpx.Response(200, json={"code": 817, "msg": "APIKEY_TASK_CANCEL_NOT_ALLOWED"}),
         ]
     )
-    assert client.cancel(TASK_ID) is True
-    assert client.cancel(TASK_ID) is False
+    assert client.cancel(TASK_ID) == "cancelled"
+    assert client.cancel(TASK_ID) == "not_found"
+    assert client.cancel(TASK_ID) == "already_ended"
     assert json.loads(route.calls[0].request.content) == {"apiKey": KEY, "taskId": TASK_ID}
 
 
