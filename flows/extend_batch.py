@@ -28,6 +28,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
 from rh_extend.batch_items import BatchItem, Defaults, InboxScan, read_manifest
+from rh_extend.cancellation import cancel_paid_work
 from rh_extend.errors import ConfigurationError
 from rh_extend.flows.batch.dispatch import EXTEND_VIDEO_DEPLOYMENT, Dispatch, run_items
 from rh_extend.flows.batch.inbox import mark_inbox, resolve_inbox, scan_inbox
@@ -74,7 +75,12 @@ def _read_manifest(manifest: str, defaults: Defaults) -> list[BatchItem]:
 
 
 @plain_json_parameters
-@flow(name="extend-batch", flow_run_name=_batch_run_name, log_prints=True)
+@flow(
+    name="extend-batch",
+    flow_run_name=_batch_run_name,
+    log_prints=True,
+    on_cancellation=[cancel_paid_work],
+)
 def extend_batch(
     manifest: str | None = None,
     inbox: str | None = None,

@@ -14,6 +14,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from rh_extend import __version__, observe, stage_events
+from rh_extend.cancellation import cancel_paid_work, hold
 from rh_extend.errors import ConfigurationError
 from rh_extend.flows.direct import untagged_task_runs
 from rh_extend.limits import runninghub_slot
@@ -177,6 +178,7 @@ def _finished_at_submit(submitted: Submitted) -> Finished | None:
     on_running=[observe.tag_run],
     on_failure=[observe.report_failure],
     on_completion=[observe.finished],
+    on_cancellation=[cancel_paid_work],
 )
 def extend_video(request: ExtendRequest, resubmit: bool = False) -> ExtendResult:
     """Extend the request's source (local path, https URL or s3:// URI) with its model and
@@ -218,6 +220,7 @@ def run_chain(steps: Steps, request: ExtendRequest, resubmit: bool = False) -> E
             with _timed(timings, "submit"):
                 submitted = steps.submit(key, model, video_url, params, resubmit)
         slot.submitted()
+        hold(key, submitted.task_id)  # a cancel of this run now cancels the task too
         stage_events.emit("submit", "info", data={"task_id": submitted.task_id})
         observe.submitted(key, model, submitted, price, timings)
         with _timed(timings, "poll"):

@@ -52,6 +52,21 @@ class UnresolvedSubmissionError(PipelineError):
         self.request_key = request_key
 
 
+class CancelledRequestError(PipelineError):
+    """This request's task was cancelled with its run; a rerun doesn't pay again by itself."""
+
+    code = "CANCELLED"
+
+    def __init__(self, request_key: str, task_id: str, at: str, record_uri: str) -> None:
+        super().__init__(
+            f"Request {request_key} was cancelled at {at} (RunningHub task {task_id}), so nothing "
+            "was submitted now. Rerun with --resubmit to submit it again: a new paid task. "
+            f"Record: {record_uri}"
+        )
+        self.request_key = request_key
+        self.task_id = task_id
+
+
 class SubmissionInProgressError(PipelineError):
     """Another run holds the claim on this request key right now."""
 

@@ -12,10 +12,15 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from rh_extend import stage_events
 from rh_extend.clients import archive, runninghub_client
-from rh_extend.errors import SubmissionInProgressError, UnresolvedSubmissionError
+from rh_extend.errors import (
+    CancelledRequestError,
+    SubmissionInProgressError,
+    UnresolvedSubmissionError,
+)
 from rh_extend.settings import load_settings
 from rh_extend.submissions import SubmissionBook
 from runninghub import SubmitOutcomeUnknownError, TaskResponse, get_model
@@ -34,9 +39,18 @@ def _book() -> SubmissionBook:
 
 def _resume_or_stop(book: SubmissionBook, request_key: str, record: dict[str, object]) -> Submitted:
     task_id = record.get("task_id")
+    if record.get("state") == "cancelled":
+        raise CancelledRequestError(
+            request_key, str(task_id), str(record.get("cancelled_at")), book.uri(request_key)
+        )
     if task_id:
         return Submitted(task_id=str(task_id), resumed=True)
     raise UnresolvedSubmissionError(request_key, book.uri(request_key), str(record.get("since")))
+
+
+def _this_flow_run() -> str | None:
+    run_id = flow_run.id  # in a task run: the flow run it belongs to (a batch's, for inline items)
+    return str(run_id) if run_id else None
 
 
 def recorded_submission(
@@ -63,7 +77,8 @@ def submit_request(
 ) -> Submitted:
     logger = get_run_logger()
     book = _book()
-    if not book.claim(request_key, model_id, overwrite=resubmit):
+    owner = _this_flow_run()
+    if not book.claim(request_key, model_id, overwrite=resubmit, flow_run_id=owner):
         record = book.read(request_key) or {}
         if record.get("task_id"):
             return _resume_or_stop(book, request_key, record)
@@ -84,7 +99,7 @@ def submit_request(
         book.release(request_key)
         raise
     task_id = str(response.task_id)
-    book.record_task(request_key, model_id, task_id, str(response.status))
+    book.record_task(request_key, model_id, task_id, str(response.status), flow_run_id=owner)
     logger.info(
         "[%s task %s] submitted to %s, status %s",
         request_key[:12],

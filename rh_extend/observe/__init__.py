@@ -14,6 +14,7 @@ from rh_extend.observe.context import run_scope
 from rh_extend.observe.events import task_succeeded
 from rh_extend.observe.hooks import (
     finished,
+    report_cancelled,
     report_failed_run,
     report_failure,
     submitted,
@@ -30,6 +31,7 @@ __all__ = [
     "finished",
     "publish_run",
     "render_batch_markdown",
+    "report_cancelled",
     "report_failed_run",
     "report_failure",
     "report_writes",

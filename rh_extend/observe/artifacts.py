@@ -272,10 +272,16 @@ def publish_failure(
     )
     key = artifact_key(request_key) if request_key else None
     description = f"Failed: [{error['code']}] {error['message'][:200]}"
+    markdown_for_run(markdown, key, description, flow_run_id)
+
+
+def markdown_for_run(markdown: str, key: str | None, description: str, run: str | None) -> None:
+    """A markdown artifact of the current run — or of run RUN, from a hook that runs outside it
+    (a run whose parameters failed validation; a cancel handled by the `serve` runner)."""
     if _in_a_run():
         create_markdown_artifact(markdown, key=key, description=description)
-    else:  # a run whose parameters failed validation ends before its run context exists
-        _create_for_run(markdown, key, description, flow_run_id)
+    else:
+        _create_for_run(markdown, key, description, run)
 
 
 def _in_a_run() -> bool:
@@ -308,6 +314,7 @@ __all__ = [
     "ARTIFACT_LINK_TTL_S",
     "ProgressArtifact",
     "artifact_key",
+    "markdown_for_run",
     "publish_failure",
     "publish_run",
     "store_contact_sheet",

@@ -6,6 +6,8 @@
   cost, input/output/expected duration, queue/generation and stage seconds.
 - `rh-extend.task.failed`: an `extend_video` run failed (a failed task, or any error once the run
   started). Payload: error type/code/message, seconds so far, price preview.
+- `rh-extend.task.cancelled`: a run holding the task was cancelled and RunningHub was asked to
+  cancel it. Payload: the cancel's outcome (cancelled, not_found), when, the flow run.
 - `rh-extend.video.archived`: output, input, manifest and contact sheet are in S3. Payload: S3
   URIs, sha256, cost, durations, every stage's seconds.
 - `rh-extend.video.reused`: the request was already archived, no RunningHub call. Payload: S3
@@ -28,9 +30,10 @@ from rh_extend.observe.common import best_effort, error_fields, run_logger, shor
 SUBMITTED = "rh-extend.task.submitted"
 SUCCEEDED = "rh-extend.task.succeeded"
 FAILED = "rh-extend.task.failed"
+CANCELLED = "rh-extend.task.cancelled"
 ARCHIVED = "rh-extend.video.archived"
 REUSED = "rh-extend.video.reused"
-ALL = (SUBMITTED, SUCCEEDED, FAILED, ARCHIVED, REUSED)
+ALL = (SUBMITTED, SUCCEEDED, FAILED, CANCELLED, ARCHIVED, REUSED)
 
 
 def resource(
@@ -211,3 +214,30 @@ def task_failed(
         },
         flow_run_id=flow_run_id,
     )
+
+
+@best_effort
+def task_cancelled(
+    request_key: str, task_id: str, outcome: str, at: str, *, flow_run_id: str
+) -> None:
+    """Emitted from the cancel hook, which may run outside the run (the `serve` runner): the
+    flow run is named as a related resource here rather than left to Prefect."""
+    emit_event(
+        CANCELLED,
+        resource=resource(request_key, None, task_id),
+        related=[
+            *related(None, task_id),
+            {
+                "prefect.resource.id": f"prefect.flow-run.{flow_run_id}",
+                "prefect.resource.role": "flow-run",
+            },
+        ],
+        payload={
+            "request_key": request_key,
+            "task_id": task_id,
+            "outcome": outcome,
+            "cancelled_at": at,
+            "flow_run_id": flow_run_id,
+        },
+    )
+    run_logger().info("[%s task %s] event %s (%s)", short(request_key), task_id, CANCELLED, outcome)

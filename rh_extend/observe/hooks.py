@@ -8,6 +8,7 @@ from typing import Any
 from rh_extend.observe import artifacts, events
 from rh_extend.observe.common import best_effort, run_logger, short
 from rh_extend.observe.context import current_facts, facts_for, forget
+from rh_extend.observe.render import render_cancelled_markdown
 from rh_extend.observe.writer import report_writes
 from rh_extend.request import flat_parameters
 
@@ -130,3 +131,19 @@ def finished(flow: Any, flow_run: Any, state: Any) -> None:
     """`on_completion` hook: the progress artifact's last write sent, the run's notes dropped."""
     report_writes.flush()
     forget(str(flow_run.id))
+
+
+@best_effort
+def report_cancelled(flow_run_id: str, run_name: str | None, outcomes: list[Any]) -> None:
+    """After a cancel hook stopped a run's RunningHub tasks: an event per task, one report."""
+    for item in outcomes:
+        if item.outcome in ("cancelled", "not_found"):
+            events.task_cancelled(
+                item.request_key, item.task_id, item.outcome, item.at, flow_run_id=flow_run_id
+            )
+    artifacts.markdown_for_run(
+        render_cancelled_markdown(run_name, outcomes),
+        None,
+        f"Cancelled: {sum(o.outcome == 'cancelled' for o in outcomes)} RunningHub task(s) stopped",
+        flow_run_id,
+    )

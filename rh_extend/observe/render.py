@@ -309,3 +309,30 @@ def batch_rows(items: Iterable[BatchOutcome]) -> list[dict[str, Any]]:
         }
         for o in items
     ]
+
+
+_CANCEL_MEANING = {
+    "cancelled": "stopped; a rerun asks for `--resubmit` before paying again",
+    "not_found": "RunningHub no longer knows it; marked cancelled",
+    "already_ended": "had already ended: left for the collector to archive",
+    "archived": "already archived: nothing to stop",
+}
+
+
+def render_cancelled_markdown(run_name: str | None, outcomes: list[Any]) -> str:
+    """The report of a cancelled run: each RunningHub task it held and what the cancel did."""
+    lines = [
+        f"# Cancelled: {_cell(run_name or 'run', 120)}",
+        "",
+        "| request | RunningHub task | cancel | when | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for item in outcomes:
+        meaning = _CANCEL_MEANING.get(
+            item.outcome, "the cancel failed: check the task in RunningHub"
+        )
+        lines.append(
+            f"| `{item.request_key[:16]}` | `{item.task_id}` | {_cell(item.outcome, 200)} | "
+            f"{item.at} | {meaning} |"
+        )
+    return "\n".join(lines) + "\n"
