@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, NamedTuple
 from urllib.parse import urlparse
@@ -13,10 +12,11 @@ from urllib.parse import urlparse
 from prefect import flow
 from prefect.runtime import flow_run
 
-from rh_extend import __version__, observe, stage_events
+from rh_extend import observe, stage_events
 from rh_extend.cancellation import cancel_paid_work, hold
 from rh_extend.errors import ConfigurationError
 from rh_extend.flows.direct import untagged_task_runs
+from rh_extend.flows.manifest import build_manifest, origin_of
 from rh_extend.limits import runninghub_slot
 from rh_extend.prefect_internals import plain_json_parameters
 from rh_extend.request import ExtendRequest
@@ -36,7 +36,7 @@ from rh_extend.tasks import (
     upload_and_price,
     wait_for_task,
 )
-from runninghub import ModelSpec, Succeeded, get_model
+from runninghub import Succeeded, get_model
 
 
 class Steps(NamedTuple):
@@ -107,57 +107,6 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
         timings[stage] = round(time.monotonic() - start, 3)
 
 
-def _manifest(
-    key: str,
-    spec: ModelSpec,
-    params: dict[str, object],
-    staged: StagedSource,
-    finished: Finished,
-    downloaded: Any,
-    expected_s: float,
-    timings: dict[str, float],
-) -> dict[str, Any]:
-    usage = finished.response.usage
-    cost = usage.cost if usage else None
-    return {
-        "schema": 1,
-        "request_key": key,
-        "task_id": finished.response.task_id,
-        "request": {
-            "model": spec.id,
-            "endpoint": spec.path,
-            "params": params,
-            "source": staged.source,
-        },
-        "input": {
-            "sha256": staged.sha256,
-            "size_bytes": staged.info.size_bytes,
-            "duration_s": staged.info.duration_s,
-            "container": staged.info.container,
-            "width": staged.info.width,
-            "height": staged.info.height,
-        },
-        "output": {
-            "sha256": downloaded.sha256,
-            "size_bytes": downloaded.size,
-            "duration_s": round(downloaded.info.duration_s, 3),
-            "expected_duration_s": round(expected_s, 3),
-            "width": downloaded.info.width,
-            "height": downloaded.info.height,
-        },
-        "status_history": finished.history,
-        "usage": usage.model_dump(mode="json") if usage else None,
-        "cost": float(cost) if cost is not None else None,
-        "timings_s": {
-            **timings,
-            "queued": round(finished.queued_s, 3),
-            "generation": round(finished.running_s, 3),
-        },
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "rh_extend_version": __version__,
-    }
-
-
 def _with_run_id(result: ExtendResult) -> ExtendResult:
     return result.model_copy(update={"flow_run_id": str(flow_run.id)})
 
@@ -203,6 +152,7 @@ def run_chain(steps: Steps, request: ExtendRequest, resubmit: bool = False) -> E
         with _timed(timings, "stage"):
             staged = steps.stage(request.source, model)
         expected_s = staged.info.duration_s + spec.added_seconds(staged.info.duration_s, params)
+        origin = origin_of(request, spec, params, staged, expected_s)
         key = request_key(staged.sha256, model, params, request.take)
         stage_events.emit("stage", "info", data={"request_key": key})
         observe.track_run(key, model, timings)
@@ -218,7 +168,7 @@ def run_chain(steps: Steps, request: ExtendRequest, resubmit: bool = False) -> E
         slot.take()
         if submitted is None:
             with _timed(timings, "submit"):
-                submitted = steps.submit(key, model, video_url, params, resubmit)
+                submitted = steps.submit(key, model, video_url, params, resubmit, origin)
         slot.submitted()
         hold(key, submitted.task_id)  # a cancel of this run now cancels the task too
         stage_events.emit("submit", "info", data={"task_id": submitted.task_id})
@@ -230,8 +180,7 @@ def run_chain(steps: Steps, request: ExtendRequest, resubmit: bool = False) -> E
     slot.let_submits_go_first()
     with _timed(timings, "download"):
         downloaded = steps.download(key, submitted.task_id, finished.response)
-    manifest = _manifest(key, spec, params, staged, finished, downloaded, expected_s, timings)
-    manifest["request"]["take"] = request.take
+    manifest = build_manifest(key, origin, finished, downloaded, timings)
     manifest["price_preview"] = price
     observe.task_succeeded(manifest)
     return _with_run_id(steps.archive(key, staged, downloaded, manifest))

@@ -10,6 +10,7 @@ that wrote it, so the collector can tell a live owner from a dead one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,7 @@ class SubmissionBook:
         *,
         overwrite: bool = False,
         flow_run_id: str | None = None,
+        origin: Mapping[str, Any] | None = None,
     ) -> bool:
         """Record the intent to submit; False when another record already exists."""
         intent = {
@@ -47,6 +49,7 @@ class SubmissionBook:
             "state": "intent",
             "since": _now(),
             "flow_run_id": flow_run_id,
+            "origin": dict(origin or {}),
         }
         return self.archive.put_json(request_key, RECORD, intent, create_only=not overwrite)
 
@@ -57,6 +60,7 @@ class SubmissionBook:
         task_id: str,
         status: str,
         flow_run_id: str | None = None,
+        origin: Mapping[str, Any] | None = None,
     ) -> None:
         record = {
             "request_key": request_key,
@@ -66,6 +70,7 @@ class SubmissionBook:
             "status_at_submit": status,
             "since": _now(),
             "flow_run_id": flow_run_id,
+            "origin": dict(origin or {}),
         }
         self.archive.put_json(request_key, RECORD, record)
 

@@ -74,11 +74,14 @@ def submit_request(
     video_url: str,
     params: Mapping[str, object],
     resubmit: bool = False,
+    origin: Mapping[str, Any] | None = None,
 ) -> Submitted:
+    """ORIGIN (the request, the input's facts: `flows/manifest.py`) is kept in the submission
+    record, so that a collector can archive the result should this run die."""
     logger = get_run_logger()
     book = _book()
     owner = _this_flow_run()
-    if not book.claim(request_key, model_id, overwrite=resubmit, flow_run_id=owner):
+    if not book.claim(request_key, model_id, overwrite=resubmit, flow_run_id=owner, origin=origin):
         record = book.read(request_key) or {}
         if record.get("task_id"):
             return _resume_or_stop(book, request_key, record)
@@ -99,7 +102,9 @@ def submit_request(
         book.release(request_key)
         raise
     task_id = str(response.task_id)
-    book.record_task(request_key, model_id, task_id, str(response.status), flow_run_id=owner)
+    book.record_task(
+        request_key, model_id, task_id, str(response.status), flow_run_id=owner, origin=origin
+    )
     logger.info(
         "[%s task %s] submitted to %s, status %s",
         request_key[:12],
