@@ -28,7 +28,6 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
 from rh_extend.batch_items import BatchItem, Defaults, InboxScan, read_manifest
-from rh_extend.cancellation import cancel_paid_work
 from rh_extend.errors import ConfigurationError
 from rh_extend.flows.batch.dispatch import EXTEND_VIDEO_DEPLOYMENT, Dispatch, run_items
 from rh_extend.flows.batch.inbox import mark_inbox, resolve_inbox, scan_inbox
@@ -41,6 +40,7 @@ from rh_extend.flows.batch.outcomes import (
     summarize,
 )
 from rh_extend.flows.batch.report import BATCH_FINISHED, report
+from rh_extend.held_tasks import cancel_paid_work
 from rh_extend.prefect_internals import plain_json_parameters
 from rh_extend.settings import load_settings
 from rh_extend.storage import s3_client

@@ -13,10 +13,10 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from rh_extend import observe, stage_events
-from rh_extend.cancellation import cancel_paid_work, hold
 from rh_extend.errors import ConfigurationError
 from rh_extend.flows.direct import untagged_task_runs
 from rh_extend.flows.manifest import build_manifest, origin_of
+from rh_extend.held_tasks import cancel_paid_work, hold, report_crash
 from rh_extend.limits import runninghub_slot
 from rh_extend.prefect_internals import plain_json_parameters
 from rh_extend.request import ExtendRequest
@@ -128,6 +128,7 @@ def _finished_at_submit(submitted: Submitted) -> Finished | None:
     on_failure=[observe.report_failure],
     on_completion=[observe.finished],
     on_cancellation=[cancel_paid_work],
+    on_crashed=[report_crash],
 )
 def extend_video(request: ExtendRequest, resubmit: bool = False) -> ExtendResult:
     """Extend the request's source (local path, https URL or s3:// URI) with its model and

@@ -345,6 +345,43 @@ def deployments(
 
 
 @app.command()
+def collect(
+    min_age: Annotated[
+        float, typer.Option(help="Leave records younger than this many seconds to their run.")
+    ] = 60.0,
+    cancel_running_after: Annotated[
+        float | None,
+        typer.Option(help="Cancel a task still running when its record is older (seconds)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Archive paid results no live run will archive (the run crashed, was killed or
+    cancelled); record tasks that failed. Never submits."""
+    from rh_extend.flows.collect_orphans import collect_orphans
+    from rh_extend.flows.direct import direct_runs
+
+    with direct_runs():
+        try:
+            summary = collect_orphans(
+                min_age_s=min_age, cancel_running_after_s=cancel_running_after
+            )
+        except Exception as exc:
+            err.print(f"[bold red]error[/] [{ErrorInfo.from_exception(exc).code}] {exc}")
+            raise typer.Exit(exit_code_for(exc)) from None
+        finally:
+            settle()
+    if as_json:
+        print(summary.model_dump_json())
+    else:
+        out.print(summary.line())
+        for item in summary.items:
+            out.print(
+                f"  {item.request_key[:16]}  task {item.task_id}  {item.outcome}  {item.detail}"
+            )
+    raise typer.Exit(1 if any(i.outcome == "error" for i in summary.items) else 0)
+
+
+@app.command()
 def runs(
     since: Annotated[
         str, typer.Option(help="How far back: 90s, 30m, 24h, 7d, 2w (a bare number is hours).")

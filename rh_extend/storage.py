@@ -147,6 +147,18 @@ class Archive:
     def delete(self, request_key: str, name: str) -> None:
         self.s3.delete_object(Bucket=self.bucket, Key=self.key(request_key, name))
 
+    def names_by_request(self) -> dict[str, set[str]]:
+        """Every request folder under the prefix and the names in it (one paged listing)."""
+        found: dict[str, set[str]] = {}
+        root = f"{self.prefix}/" if self.prefix else ""
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=root)
+        for page in pages:
+            for item in page.get("Contents", []):
+                request_key, slash, name = item["Key"][len(root) :].partition("/")
+                if slash and name and "/" not in name:
+                    found.setdefault(request_key, set()).add(name)
+        return found
+
     def store_file(
         self, request_key: str, name: str, path: Path, *, sha256: str, content_type: str
     ) -> StoredObject:

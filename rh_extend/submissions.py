@@ -91,3 +91,11 @@ class SubmissionBook:
     def release(self, request_key: str) -> None:
         """RunningHub refused the submit outright, so nothing was created: allow a new try."""
         self.archive.delete(request_key, RECORD)
+
+    def record_end(self, request_key: str, status: str, reason: str, by: str) -> None:
+        """The task ended without a result to archive (FAILED, CANCEL, unknown to RunningHub),
+        as a collector found it: nothing is left to collect."""
+        record = self.read(request_key) or {"request_key": request_key}
+        record.update(state="ended", end_status=status, end_reason=reason, ended_seen_by=by)
+        record["ended_seen_at"] = _now()
+        self.archive.put_json(request_key, RECORD, record)

@@ -15,6 +15,7 @@ from rh_extend.observe.events import task_succeeded
 from rh_extend.observe.hooks import (
     finished,
     report_cancelled,
+    report_crashed,
     report_failed_run,
     report_failure,
     submitted,
@@ -32,6 +33,7 @@ __all__ = [
     "publish_run",
     "render_batch_markdown",
     "report_cancelled",
+    "report_crashed",
     "report_failed_run",
     "report_failure",
     "report_writes",

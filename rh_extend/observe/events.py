@@ -5,7 +5,9 @@
 - `rh-extend.task.succeeded`: the task finished, its output was downloaded and verified. Payload:
   cost, input/output/expected duration, queue/generation and stage seconds.
 - `rh-extend.task.failed`: an `extend_video` run failed (a failed task, or any error once the run
-  started). Payload: error type/code/message, seconds so far, price preview.
+  started). Payload: error type/code/message, seconds so far, price preview; `cause` is `crashed`
+  when the run's process died holding the task (the task may still finish: the collector then
+  archives it).
 - `rh-extend.task.cancelled`: a run holding the task was cancelled and RunningHub was asked to
   cancel it. Payload: the cancel's outcome (cancelled, not_found), when, the flow run.
 - `rh-extend.video.archived`: output, input, manifest and contact sheet are in S3. Payload: S3
@@ -207,6 +209,7 @@ def task_failed(
         task_id,
         {
             "error": error,
+            "cause": "crashed" if error.get("code") == "CRASHED" else "failed",
             "flow_run_name": flow_run_name,
             "price_preview": price,
             "cost": None,

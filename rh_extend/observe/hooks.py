@@ -147,3 +147,23 @@ def report_cancelled(flow_run_id: str, run_name: str | None, outcomes: list[Any]
         f"Cancelled: {sum(o.outcome == 'cancelled' for o in outcomes)} RunningHub task(s) stopped",
         flow_run_id,
     )
+
+
+class RunCrashedError(Exception):
+    """The run's process died while it held a RunningHub task (a hook's view of it)."""
+
+    code = "CRASHED"
+
+
+@best_effort
+def report_crashed(request_key: str, task_id: str, message: str, *, flow_run_id: str) -> None:
+    events.task_failed(
+        request_key,
+        None,
+        task_id,
+        RunCrashedError(message),
+        flow_run_id=flow_run_id,
+        flow_run_name=None,
+        timings={},
+        price=None,
+    )

@@ -1,4 +1,7 @@
-"""Cancel means cancel: a cancelled run stops the RunningHub tasks it holds.
+"""The RunningHub tasks a flow run holds: labelled on the run, cancelled with it, reported when it
+crashes.
+
+Cancel means cancel: a cancelled run stops the RunningHub tasks it holds.
 
 A run that has a taskId (submitted, or resumed from the submission record) labels its Prefect
 flow run `rh-extend.task.<request key>` = taskId (`hold`): visible in the UI, and readable by
@@ -10,7 +13,10 @@ the run. A batch's hook does the same for its inline items (their labels are on 
 and its subflows', and asks Prefect to cancel the deployment runs it dispatched.
 
 A task that had already ended (RunningHub's 817) is left alone: its result is the collector's
-to archive, since it was paid for.
+to archive, since it was paid for. A crashed run (`report_crash`, its `on_crashed` hook: the
+process died, and whoever saw it — the runner, the worker, the engine — runs the hook) emits
+`rh-extend.task.failed` with cause `crashed` for each task it held; the tasks themselves go on,
+and the collector (`flows/collect_orphans.py`) archives what they produce.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from runninghub import CancelOutcome, RunningHubError
 
 LABEL_PREFIX = "rh-extend.task."
 MANIFEST = "manifest.json"
-logger = logging.getLogger("rh_extend.cancellation")
+logger = logging.getLogger("rh_extend.held_tasks")
 
 
 @dataclass(frozen=True)
@@ -128,3 +134,22 @@ def cancel_paid_work(flow: Any, flow_run: Any, state: Any) -> None:
         return
     outcomes = cancel_held(held, str(flow_run.id))
     report_cancelled(str(flow_run.id), flow_run.name, outcomes)
+
+
+def _held_by_run(flow_run: Any) -> dict[str, str]:
+    """The run's held tasks, from its labels as the API has them now (the hook's copy may be
+    older than the last `hold`)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return held_by(client.read_flow_run(flow_run.id).labels)
+
+
+def report_crash(flow: Any, flow_run: Any, state: Any) -> None:
+    """`on_crashed` hook of `extend_video`: `rh-extend.task.failed`, cause `crashed`, per task."""
+    from rh_extend.observe import report_crashed
+
+    held = _held_by_run(flow_run)
+    message = str(getattr(state, "message", None) or "the run crashed")
+    for request_key, task_id in sorted(held.items()):
+        report_crashed(request_key, task_id, message, flow_run_id=str(flow_run.id))
