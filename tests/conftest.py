@@ -42,11 +42,14 @@ def prefect_api() -> Iterator[str]:
     server's busy timeout): tests then took minutes, or failed with Prefect's 503 once its
     client's retries ran out. PostgreSQL is also what production runs on.
     """
+    from prefect.logging.handlers import APILogHandler
+
     from rh_extend.foreground import settle
 
     with _PREFECT:
         yield _PREFECT.api_url
         settle()  # the last report writes sent and idle slots given back while it still answers
+        APILogHandler().flush()  # and the last run logs
 
 
 @pytest.fixture(scope="session")
