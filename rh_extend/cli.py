@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rh_extend.display import RunContext, summary
-from rh_extend.errors import exit_code_for
+from rh_extend.errors import ConfigurationError, exit_code_for
 from rh_extend.foreground import prevalidate, run_extension, settle
 from rh_extend.result import ErrorInfo, ExtendResult
 from rh_extend.settings import load_settings
@@ -356,6 +356,53 @@ def runs(
     from rh_extend.observe.runs import main as list_runs
 
     raise typer.Exit(list_runs(since, limit, as_json, out, err))
+
+
+# --- credentials blocks ------------------------------------------------------------------------
+
+blocks_app = typer.Typer(help="Credentials in Prefect blocks, which workers read.")
+app.add_typer(blocks_app, name="blocks")
+
+
+@blocks_app.command("create")
+def create_blocks(
+    key_block: Annotated[
+        str, typer.Option(help="Name of the Secret block for RUNNINGHUB_API_KEY.")
+    ] = "rh-extend-runninghub-key",
+    aws_block: Annotated[
+        str, typer.Option(help="Name of the AwsCredentials block for the AWS_* variables.")
+    ] = "rh-extend-aws",
+    overwrite: Annotated[bool, typer.Option(help="Replace blocks that already exist.")] = False,
+) -> None:
+    """Write the credentials of this environment into Prefect blocks and print the settings
+    that point workers at them (never the secrets themselves)."""
+    import os
+
+    from rh_extend import credentials
+
+    try:
+        planned, notes = credentials.planned_blocks(
+            os.environ, load_settings().runninghub_api_key, key_block, aws_block
+        )
+        for note in notes:
+            err.print(note)
+        if not planned:
+            raise ConfigurationError("nothing to write: no credentials in the environment")
+        taken = [] if overwrite else credentials.existing(planned)
+        if taken:
+            names = ", ".join(f"{b.kind} block {b.name!r}" for b in taken)
+            raise ConfigurationError(
+                f"{names} already exist(s) in the Prefect API: pass --overwrite to replace"
+            )
+        credentials.save(planned, overwrite)
+    except ConfigurationError as exc:
+        err.print(f"[bold red]error[/] {exc}")
+        raise typer.Exit(2) from None
+    out.print(f"Prefect API: {credentials.api_url()}")
+    for block in planned:
+        out.print(f"wrote {block.kind} block {block.name!r} (from {', '.join(block.sources)})")
+    exports = " ".join(f"{block.setting}={block.name}" for block in planned)
+    out.print(f"On workers, set instead of the variables above:\nexport {exports}")
 
 
 if __name__ == "__main__":
