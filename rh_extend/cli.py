@@ -188,7 +188,7 @@ def account() -> None:
     try:
         with runninghub_client(load_settings()) as client:
             status, queue = client.account_status(), client.queue_status()
-    except RunningHubError as exc:
+    except (RunningHubError, ConfigurationError) as exc:
         err.print(f"[bold red]error[/] {exc}")
         raise typer.Exit(exit_code_for(exc)) from None
     table = Table(show_header=False, box=None)
@@ -390,19 +390,22 @@ def create_blocks(
             raise ConfigurationError("nothing to write: no credentials in the environment")
         taken = [] if overwrite else credentials.existing(planned)
         if taken:
-            names = ", ".join(f"{b.kind} block {b.name!r}" for b in taken)
+            names = " and ".join(f"{b.kind} block {b.name!r}" for b in taken)
+            verb = "exists" if len(taken) == 1 else "exist"
             raise ConfigurationError(
-                f"{names} already exist(s) in the Prefect API: pass --overwrite to replace"
+                f"{names} already {verb} in the Prefect API: pass --overwrite to replace"
             )
         credentials.save(planned, overwrite)
     except ConfigurationError as exc:
         err.print(f"[bold red]error[/] {exc}")
         raise typer.Exit(2) from None
-    out.print(f"Prefect API: {credentials.api_url()}")
+    out.print(f"Prefect API: {credentials.api_url()}", soft_wrap=True)
     for block in planned:
-        out.print(f"wrote {block.kind} block {block.name!r} (from {', '.join(block.sources)})")
+        sources = ", ".join(block.sources)
+        out.print(f"wrote {block.kind} block {block.name!r} (from {sources})", soft_wrap=True)
     exports = " ".join(f"{block.setting}={block.name}" for block in planned)
-    out.print(f"On workers, set instead of the variables above:\nexport {exports}")
+    out.print("On workers, set these instead of the variables the blocks came from:")
+    out.print(f"export {exports}", soft_wrap=True, highlight=False)
 
 
 if __name__ == "__main__":
