@@ -4,11 +4,13 @@ it replaces nothing without --overwrite, and a worker with only those settings c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,11 +36,25 @@ def _without_credentials(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k != "RUNNINGHUB_API_KEY" and not k.startswith("AWS_")}
 
 
-def test_blocks_create_writes_the_environment_and_a_worker_runs_from_the_blocks(
-    clip: Path, stack: LocalServers, sandbox: object, s3_prefix: str
-) -> None:
+@pytest.fixture
+def block_names() -> Iterator[tuple[str, str]]:
+    """Fresh names for the key and the AWS block; the blocks are deleted afterwards."""
     suffix = uuid.uuid4().hex[:8]
     key_block, aws_block = f"test-key-{suffix}", f"test-aws-{suffix}"
+    yield key_block, aws_block
+    for block_type, name in ((Secret, key_block), (AwsCredentials, aws_block)):
+        with contextlib.suppress(ValueError):  # not written
+            block_type.delete(name)
+
+
+def test_blocks_create_writes_the_environment_and_a_worker_runs_from_the_blocks(
+    clip: Path,
+    stack: LocalServers,
+    sandbox: object,
+    s3_prefix: str,
+    block_names: tuple[str, str],
+) -> None:
+    key_block, aws_block = block_names
     names = ("--key-block", key_block, "--aws-block", aws_block)
     env = {**os.environ, "AWS_SECRET_ACCESS_KEY": AWS_SECRET, "COLUMNS": "200"}
 
