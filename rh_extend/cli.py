@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rh_extend.credentials import DEFAULT_AWS_BLOCK, DEFAULT_KEY_BLOCK
 from rh_extend.display import RunContext, summary
 from rh_extend.errors import ConfigurationError, exit_code_for
 from rh_extend.foreground import prevalidate, run_extension, settle
@@ -368,10 +369,10 @@ app.add_typer(blocks_app, name="blocks")
 def create_blocks(
     key_block: Annotated[
         str, typer.Option(help="Name of the Secret block for RUNNINGHUB_API_KEY.")
-    ] = "rh-extend-runninghub-key",
+    ] = DEFAULT_KEY_BLOCK,
     aws_block: Annotated[
         str, typer.Option(help="Name of the AwsCredentials block for the AWS_* variables.")
-    ] = "rh-extend-aws",
+    ] = DEFAULT_AWS_BLOCK,
     overwrite: Annotated[bool, typer.Option(help="Replace blocks that already exist.")] = False,
 ) -> None:
     """Write the credentials of this environment into Prefect blocks and print the settings
