@@ -13,6 +13,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from rh_extend import observe, stage_events
+from rh_extend.credentials import check_blocks
 from rh_extend.errors import ConfigurationError
 from rh_extend.flows.direct import untagged_task_runs
 from rh_extend.flows.manifest import build_manifest, origin_of
@@ -73,6 +74,8 @@ INLINE_STEPS = Steps(
 
 
 def check_settings(settings: Settings) -> None:
+    # a named credentials block that is missing: found before any paid call
+    check_blocks(settings.runninghub_key_block, settings.aws_credentials_block)
     if not settings.api_key():
         raise ConfigurationError(
             "RUNNINGHUB_API_KEY is not set: put your RunningHub API key in the environment or .env"

@@ -17,8 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rh_extend.credentials import DEFAULT_AWS_BLOCK, DEFAULT_KEY_BLOCK
 from rh_extend.display import RunContext, summary
-from rh_extend.errors import exit_code_for
+from rh_extend.errors import ConfigurationError, exit_code_for
 from rh_extend.foreground import prevalidate, run_extension, settle
 from rh_extend.result import ErrorInfo, ExtendResult
 from rh_extend.settings import load_settings
@@ -188,7 +189,7 @@ def account() -> None:
     try:
         with runninghub_client(load_settings()) as client:
             status, queue = client.account_status(), client.queue_status()
-    except RunningHubError as exc:
+    except (RunningHubError, ConfigurationError) as exc:
         err.print(f"[bold red]error[/] {exc}")
         raise typer.Exit(exit_code_for(exc)) from None
     table = Table(show_header=False, box=None)
@@ -393,6 +394,56 @@ def runs(
     from rh_extend.observe.runs import main as list_runs
 
     raise typer.Exit(list_runs(since, limit, as_json, out, err))
+
+
+# --- credentials blocks ------------------------------------------------------------------------
+
+blocks_app = typer.Typer(help="Credentials in Prefect blocks, which workers read.")
+app.add_typer(blocks_app, name="blocks")
+
+
+@blocks_app.command("create")
+def create_blocks(
+    key_block: Annotated[
+        str, typer.Option(help="Name of the Secret block for RUNNINGHUB_API_KEY.")
+    ] = DEFAULT_KEY_BLOCK,
+    aws_block: Annotated[
+        str, typer.Option(help="Name of the AwsCredentials block for the AWS_* variables.")
+    ] = DEFAULT_AWS_BLOCK,
+    overwrite: Annotated[bool, typer.Option(help="Replace blocks that already exist.")] = False,
+) -> None:
+    """Write the credentials of this environment into Prefect blocks and print the settings
+    that point workers at them (never the secrets themselves)."""
+    import os
+
+    from rh_extend import credentials
+
+    try:
+        planned, notes = credentials.planned_blocks(
+            os.environ, load_settings().runninghub_api_key, key_block, aws_block
+        )
+        for note in notes:
+            err.print(note)
+        if not planned:
+            raise ConfigurationError("nothing to write: no credentials in the environment")
+        taken = [] if overwrite else credentials.existing(planned)
+        if taken:
+            names = " and ".join(f"{b.kind} block {b.name!r}" for b in taken)
+            verb = "exists" if len(taken) == 1 else "exist"
+            raise ConfigurationError(
+                f"{names} already {verb} in the Prefect API: pass --overwrite to replace"
+            )
+        credentials.save(planned, overwrite)
+    except ConfigurationError as exc:
+        err.print(f"[bold red]error[/] {exc}")
+        raise typer.Exit(2) from None
+    out.print(f"Prefect API: {credentials.api_url()}", soft_wrap=True)
+    for block in planned:
+        sources = ", ".join(block.sources)
+        out.print(f"wrote {block.kind} block {block.name!r} (from {sources})", soft_wrap=True)
+    exports = " ".join(f"{block.setting}={block.name}" for block in planned)
+    out.print("On workers, set these instead of the variables the blocks came from:")
+    out.print(f"export {exports}", soft_wrap=True, highlight=False)
 
 
 if __name__ == "__main__":

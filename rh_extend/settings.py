@@ -4,6 +4,9 @@ RunningHub settings keep RunningHub's own names (`RUNNINGHUB_*`); the pipeline's
 `RH_EXTEND_` prefix, because Prefect silently ignores unknown `PREFECT_*` variables and we don't
 want a typo to vanish. S3 credentials and endpoint are boto3's standard `AWS_*` variables
 (`AWS_ENDPOINT_URL_S3` for an S3-compatible store), read by boto3 itself.
+
+Credentials may instead live in Prefect blocks (`rh_extend.credentials`): a setting names the
+block, and the environment is the fallback when none is named.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ class Settings(BaseSettings):
     runninghub_allow_http: bool = Field(
         default=False, validation_alias=AliasChoices("RUNNINGHUB_ALLOW_HTTP")
     )
+    # Prefect blocks that hold the credentials; unset: RUNNINGHUB_API_KEY and boto3's chain
+    runninghub_key_block: str | None = None  # a Secret block
+    aws_credentials_block: str | None = None  # a prefect-aws AwsCredentials block
 
     s3_bucket: str | None = None
     s3_prefix: str = "rh-extend"
@@ -60,7 +66,14 @@ class Settings(BaseSettings):
     workdir: Path = Field(default_factory=_default_workdir)
 
     def api_key(self) -> str:
-        """The key as plain text, for the client only; never log or return it."""
+        """The key as plain text, for the client only; never log or return it.
+
+        From the Secret block RH_EXTEND_RUNNINGHUB_KEY_BLOCK names (read once per process),
+        else from RUNNINGHUB_API_KEY."""
+        if self.runninghub_key_block:
+            from rh_extend.credentials import runninghub_key
+
+            return runninghub_key(self.runninghub_key_block).get_secret_value()
         return self.runninghub_api_key.get_secret_value() if self.runninghub_api_key else ""
 
 

@@ -23,7 +23,9 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from rh_extend.credentials import aws_session
 from rh_extend.errors import ArchiveError
+from rh_extend.settings import load_settings
 
 SHA256_META = "sha256"
 S3_CONNECTIONS = 64
@@ -53,16 +55,20 @@ def s3_client(checksums: Checksums = "when_supported") -> Any:
     """One client per process and configuration (boto3 clients are thread-safe).
 
     Building a client costs ≈ 50 ms of CPU, and building them from the default session in several
-    threads at once is not thread-safe; the AWS_* variables are part of the key, so a changed
-    endpoint or credential gives a new client.
+    threads at once is not thread-safe; the AWS_* variables and the AwsCredentials block the
+    settings name are part of the key, so a changed endpoint, credential or block gives a new
+    client.
     """
     aws = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+    block = load_settings().aws_credentials_block or None
     with _client_lock:
-        return _new_client(checksums, aws)
+        return _new_client(checksums, aws, block)
 
 
 @functools.lru_cache(maxsize=8)
-def _new_client(checksums: Checksums, aws_environment: tuple[tuple[str, str], ...]) -> Any:
+def _new_client(
+    checksums: Checksums, aws_environment: tuple[tuple[str, str], ...], block: str | None
+) -> Any:
     config = Config(
         request_checksum_calculation=checksums,
         response_checksum_validation=checksums,
@@ -71,7 +77,14 @@ def _new_client(checksums: Checksums, aws_environment: tuple[tuple[str, str], ..
         # transfers at once; beyond the pool, botocore drops connections and opens new ones
         max_pool_connections=S3_CONNECTIONS,
     )
-    return boto3.client("s3", config=config)
+    if block is None:
+        return boto3.client("s3", config=config)
+    session, options = aws_session(block)
+    block_config = options.pop("config", None)
+    # the block's own botocore options first, ours (checksums, pool, retries) over them
+    return session.client(
+        "s3", config=block_config.merge(config) if block_config else config, **options
+    )
 
 
 def _is_missing(exc: ClientError) -> bool:

@@ -253,6 +253,30 @@ CASES = [
         env={"RH_EXTEND_S3_BUCKET": ""},
         code="CONFIG",
     ),
+    Case(
+        "key-block-missing",
+        "RH_EXTEND_RUNNINGHUB_KEY_BLOCK names a block the Prefect API doesn't have",
+        "clip",
+        ("--model", WAN),
+        (
+            "RH_EXTEND_RUNNINGHUB_KEY_BLOCK='no-such-key'",
+            "has no Secret block named 'no-such-key'",
+        ),
+        env={"RH_EXTEND_RUNNINGHUB_KEY_BLOCK": "no-such-key"},
+        code="CONFIG",
+    ),
+    Case(
+        "aws-block-missing",
+        "RH_EXTEND_AWS_CREDENTIALS_BLOCK names a block the Prefect API doesn't have",
+        "clip",
+        ("--model", WAN),
+        (
+            "RH_EXTEND_AWS_CREDENTIALS_BLOCK='no-such-aws'",
+            "has no AWS Credentials block named 'no-such-aws'",
+        ),
+        env={"RH_EXTEND_AWS_CREDENTIALS_BLOCK": "no-such-aws"},
+        code="CONFIG",
+    ),
 ]
 
 
@@ -352,9 +376,11 @@ def _shown_args(case: Case) -> str:
     return " ".join(filter(None, [env, "rh-extend extend", f"<{case.source}>", *shown]))
 
 
-def _generic(text: str, src: Path, stack: LocalServers) -> str:
-    return text.replace(str(src), f"<{src.name}>").replace(
-        stack.sandbox.base_url, "http://<sandbox>"
+def _generic(text: str, src: Path, stack: LocalServers, prefect_api: str) -> str:
+    return (
+        text.replace(str(src), f"<{src.name}>")
+        .replace(stack.sandbox.base_url, "http://<sandbox>")
+        .replace(prefect_api, "http://<prefect>/api")
     )
 
 
@@ -405,7 +431,7 @@ def test_bad_input_exits_2_before_any_call(
     listing = stack.s3().list_objects_v2(Bucket=stack.bucket, Prefix=f"{s3_prefix}/")
     assert listing.get("KeyCount", 0) == 0, "the CLI wrote to the archive"
 
-    shown = _generic(message, src, stack)
+    shown = _generic(message, src, stack, prefect_api)
     if not case.json_line:
         shown += " *(stderr)*"
     doc_rows[case.id] = (case.what, _shown_args(case), proc.returncode, error_code, shown)

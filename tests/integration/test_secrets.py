@@ -4,7 +4,9 @@ run succeeds or fails, and not in the exceptions the flow raises.
 Runs that succeed and runs that fail (a failed task whose reason echoes the key, a lost submit
 answer, a server error message echoing the key, a wrong key), then reads back every record the
 Prefect API holds (all of them, not only this test's) and searches the JSON for the keys and
-their first 12 characters.
+their first 12 characters. Twice: with the key in the environment, and with the key in a Prefect
+Secret block and S3's credentials in an AwsCredentials block, the environment holding neither.
+Secret blocks are the one place the keys may be.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter
 
 from rh_extend.flows.extend_video import extend_video
-from rh_extend.local_servers import LOCAL_API_KEY
+from rh_extend.local_servers import LOCAL_API_KEY, LocalServers
 from rh_extend.request import ExtendRequest
 from runninghub import AuthenticationError, SubmitOutcomeUnknownError, TaskFailedError
 
@@ -34,6 +36,18 @@ WRONG_KEY = "sk-wrong-KEY-9999999999"
 SECRETS = (KEY, KEY[:12], WRONG_KEY, WRONG_KEY[:12])
 MODEL = "skyreels-v3-shot-switching"
 PAGE = 200
+KEY_BLOCKS = {KEY: "rh-extend-test-key", WRONG_KEY: "rh-extend-test-wrong-key"}
+AWS_BLOCK = "rh-extend-test-aws"
+AWS_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_PROFILE",
+)
 
 
 def _leaks(text: str) -> list[str]:
@@ -85,7 +99,12 @@ async def _all_records(client: PrefectClient, run_ids: list[UUID]) -> dict[str, 
         "artifact": await _paged(lambda n, o: client.read_artifacts(limit=n, offset=o)),
         "event": events,
         "variable": await client.read_variables(),
-        "block document": await client.read_block_documents(include_secrets=True),
+        "block document": [
+            document
+            for document in await client.read_block_documents(include_secrets=True)
+            # Secret blocks are where a key is meant to be (this test's, and other tests')
+            if document.block_type_name != "Secret"
+        ],
         "deployment": await _paged(lambda n, o: client.read_deployments(limit=n, offset=o)),
         "work pool": await client.read_work_pools(),
         "concurrency limit": await client.read_concurrency_limits(limit=PAGE, offset=0),
@@ -130,10 +149,54 @@ def _run(expected: type[BaseException] | None, **params: Any) -> tuple[UUID, Bas
     return run_id, raised.value
 
 
+def _key_from_environment(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    def use(key: str) -> None:
+        monkeypatch.setenv("RUNNINGHUB_API_KEY", key)
+
+    return use
+
+
+def _keys_from_blocks(
+    monkeypatch: pytest.MonkeyPatch, stack: LocalServers
+) -> Callable[[str], None]:
+    """The keys in Secret blocks, S3's credentials and endpoint in an AwsCredentials block; the
+    environment without RUNNINGHUB_API_KEY or any AWS_* variable."""
+    from prefect.blocks.system import Secret
+    from prefect_aws import AwsClientParameters, AwsCredentials
+
+    for key, name in KEY_BLOCKS.items():
+        Secret(value=key).save(name, overwrite=True)
+    AwsCredentials(
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        region_name="us-east-1",
+        aws_client_parameters=AwsClientParameters(endpoint_url=stack.s3_endpoint),
+    ).save(AWS_BLOCK, overwrite=True)
+    monkeypatch.delenv("RUNNINGHUB_API_KEY", raising=False)
+    for name in AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RH_EXTEND_AWS_CREDENTIALS_BLOCK", AWS_BLOCK)
+
+    def use(key: str) -> None:
+        monkeypatch.setenv("RH_EXTEND_RUNNINGHUB_KEY_BLOCK", KEY_BLOCKS[key])
+
+    return use
+
+
+@pytest.mark.parametrize("key_source", ["environment", "blocks"])
 def test_api_key_is_in_no_prefect_record_and_no_exception(
-    clip: Path, sandbox: Any, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
+    key_source: str,
+    clip: Path,
+    stack: LocalServers,
+    sandbox: Any,
+    s3_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("RUNNINGHUB_API_KEY", KEY)
+    if key_source == "blocks":
+        use_key = _keys_from_blocks(monkeypatch, stack)
+    else:
+        use_key = _key_from_environment(monkeypatch)
+    use_key(KEY)
     runs: dict[str, tuple[UUID, BaseException | None]] = {}
 
     runs["succeeds"] = _run(None, source=str(clip), prompt="secret ok", duration=2)
@@ -163,10 +226,12 @@ def test_api_key_is_in_no_prefect_record_and_no_exception(
         AuthenticationError, source=str(clip), prompt="secret echo", duration=2
     )
 
-    monkeypatch.setenv("RUNNINGHUB_API_KEY", WRONG_KEY)
+    use_key(WRONG_KEY)
     runs["wrong key"] = _run(AuthenticationError, source=str(clip), prompt="secret key", duration=2)
 
     assert len(sandbox.ledger()) == 3  # succeeds, fails, lost: the runs really reached RunningHub
+    archived = stack.s3().list_objects_v2(Bucket=stack.bucket, Prefix=f"{s3_prefix}/")
+    assert archived.get("KeyCount", 0) > 0  # and S3, through the block on the block path
 
     for name, (_, exc) in runs.items():
         if exc is not None:
