@@ -53,6 +53,13 @@ clean:
 scale-out: $(STAMP) postgres
 	$(BIN)/python scripts/scale_out.py
 
+# Clean-worker check, not part of `make test`: a worker venv with only prefect==3.8.8, started in
+# an empty directory, runs extend-video twice from a git clone of HEAD (prefect.yaml's pull), with
+# results in an S3 result storage block (docs/operations.md, "A worker from nothing").
+.PHONY: clean-worker
+clean-worker: $(STAMP)
+	$(BIN)/python scripts/clean_worker.py
+
 # The browser check of docs/observability.md: one run against a local `prefect server start`,
 # its artifact photographed by headless Chromium into docs/img/.
 .PHONY: screenshot
