@@ -16,6 +16,9 @@ export DO_NOT_TRACK := 1
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# The pip that venv bundles (23.x) backtracks for minutes between boto3 and prefect-aws's
+	# aiobotocore; pip 25+ resolves the same in seconds.
+	$(BIN)/python -m pip install -q --upgrade "pip>=25" 2>&1 | $(PIP_QUIET)
 	$(BIN)/pip install -q -e ".[dev]" 2>&1 | $(PIP_QUIET)
 	$(BIN)/python -c "import prefect, av, moto, sandbox, runninghub, rh_extend"
 	touch $(STAMP)

@@ -6,7 +6,8 @@ Everything runs on 127.0.0.1 in a temp dir and is stopped at the end:
 
 1. a bare git repository holding this checkout's HEAD as branch `deployed` (the check runs what
    is committed: uncommitted changes are not in it),
-2. a fresh venv with `prefect==3.8.8` alone: neither rh-extend nor its other dependencies,
+2. a fresh venv with a current pip and `prefect==3.8.8`: neither rh-extend nor its other
+   dependencies (docs/operations.md's first steps on a new worker machine),
 3. `prefect server start` (SQLite), the RunningHub sandbox and moto's S3 server,
 4. the S3Bucket block `rh-extend-results` as Prefect's result storage (scripts' side of
    `python -m rh_extend.deployments.result_storage`),
@@ -61,6 +62,7 @@ FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 FIRST_RUN_TIMEOUT_S = 900  # the first run installs the dependencies
 RUN_TIMEOUT_S = 300
 INSTALL_TIMEOUT_S = 900
+PIP = "pip>=25"
 # Anything that would let the worker's Python see this checkout or its venv.
 LEAKS = ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "PYTHONSTARTUP")
 
@@ -94,15 +96,22 @@ def fresh_venv(path: Path) -> Path:
     started = time.monotonic()
     run_cmd([sys.executable, "-m", "venv", str(path)])
     python = path / "bin" / "python"
-    pip = [str(python), "-m", "pip", "install", "--quiet", "prefect==3.8.8"]
-    run_cmd(pip, timeout_s=INSTALL_TIMEOUT_S, env=worker_base_env())
-    log(f"fresh venv {path} with prefect==3.8.8 in {time.monotonic() - started:.1f} s")
+    pip = [str(python), "-m", "pip", "install", "--quiet"]
+    # A current pip first: the pip that venv bundles (23.x) backtracks for minutes between
+    # boto3 and prefect-aws's aiobotocore where pip 25+ resolves requirements.txt in seconds.
+    run_cmd([*pip, "--upgrade", PIP], timeout_s=INSTALL_TIMEOUT_S, env=worker_base_env())
+    run_cmd([*pip, "prefect==3.8.8"], timeout_s=INSTALL_TIMEOUT_S, env=worker_base_env())
+    log(f"fresh venv {path} with {PIP} and prefect==3.8.8 in {time.monotonic() - started:.1f} s")
     return python
 
 
 def importable(python: Path, module: str) -> bool:
+    """Whether the venv of `python` can import `module` (run beside the venv, not from this
+    checkout, whose folder `python -c` would put first on sys.path)."""
     probe = [str(python), "-c", f"import {module}"]
-    return subprocess.run(probe, capture_output=True, env=worker_base_env()).returncode == 0
+    beside = python.parents[2]
+    done = subprocess.run(probe, capture_output=True, env=worker_base_env(), cwd=beside)
+    return done.returncode == 0
 
 
 def worker_base_env(**extra: str) -> dict[str, str]:
