@@ -16,6 +16,9 @@ export DO_NOT_TRACK := 1
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# The pip that venv bundles (23.x) backtracks for minutes between boto3 and prefect-aws's
+	# aiobotocore; pip 25+ resolves the same in seconds.
+	$(BIN)/python -m pip install -q --upgrade "pip>=25" 2>&1 | $(PIP_QUIET)
 	$(BIN)/pip install -q -e ".[dev]" 2>&1 | $(PIP_QUIET)
 	$(BIN)/python -c "import prefect, av, moto, sandbox, runninghub, rh_extend"
 	touch $(STAMP)
@@ -52,6 +55,13 @@ clean:
 .PHONY: scale-out
 scale-out: $(STAMP) postgres
 	$(BIN)/python scripts/scale_out.py
+
+# Clean-worker check, not part of `make test`: a worker venv with only prefect==3.8.8, started in
+# an empty directory, runs extend-video twice from a git clone of HEAD (prefect.yaml's pull), with
+# results in an S3 result storage block (docs/operations.md, "A worker from nothing").
+.PHONY: clean-worker
+clean-worker: $(STAMP)
+	$(BIN)/python scripts/clean_worker.py
 
 # The browser check of docs/observability.md: one run against a local `prefect server start`,
 # its artifact photographed by headless Chromium into docs/img/.

@@ -8,7 +8,10 @@ Everything runs on 127.0.0.1 in a temp dir and is stopped at the end:
    user when run as root),
 2. the RunningHub sandbox and moto's S3 server (in this process),
 3. (all three from `rh_extend.local_servers`),
-4. the `video-extend` process work pool, and `prefect deploy --all` from prefect.yaml,
+4. the `video-extend` process work pool, and `prefect deploy --all` from prefect.local.yaml:
+   the workers run this checkout as it is, uncommitted changes included, like the tests (the
+   git pull of prefect.yaml, a clone and a requirements check per run, is `make clean-worker`'s
+   subject; here it would only add that cost to every one of the 26 runs),
 5. two `prefect worker start --pool video-extend` processes, each with its own workdir (two
    "machines"),
 6. two runs of the `extend-batch` deployment over the same manifest of N videos, started at once,
@@ -37,6 +40,7 @@ from typing import Any
 
 import httpx
 
+from rh_extend.deployments.definitions import LOCAL_YAML
 from rh_extend.local_servers import (
     LocalServers,
     PrefectServer,
@@ -127,11 +131,12 @@ def polling(worker: Process) -> bool:
 
 
 def deploy(api: Api, client_env: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """The process work pool and `prefect deploy --all`; the inbox schedule paused."""
+    """The process work pool and `prefect deploy --all` of this checkout; the inbox schedule
+    paused."""
     prefect_cli(client_env, "work-pool", "create", "video-extend", "--type", "process")
-    prefect_cli(client_env, "--no-prompt", "deploy", "--all")
+    prefect_cli(client_env, "--no-prompt", "deploy", "--all", "--prefect-file", LOCAL_YAML)
     deployments = {d["name"]: d for d in api.post("/deployments/filter", {"limit": 50})}
-    log(f"deployed from prefect.yaml: {sorted(deployments)}")
+    log(f"deployed from {LOCAL_YAML}: {sorted(deployments)}")
     assert {"extend-video", "extend-inbox", "extend-batch"} <= set(deployments)
     automations = api.post("/automations/filter", {})
     assert any("rh-extend.video.arrived" in json.dumps(a) for a in automations)

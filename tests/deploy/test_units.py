@@ -12,11 +12,16 @@ from fastapi.testclient import TestClient
 
 from rh_extend.batch_items import Defaults, Inbox, parse_manifest
 from rh_extend.deployments.definitions import (
+    GIT_BRANCH_VAR,
+    GIT_REPOSITORY_VAR,
     VIDEO_ARRIVED,
     by_name,
     check_prefect_yaml,
     deployments,
+    git_pull_steps,
     prefect_yaml,
+    runtime_requirements,
+    write_prefect_yaml,
 )
 from rh_extend.flows.batch.outcomes import BatchSummary, ItemOutcome, check_item, item_key
 from rh_extend.local_servers import LocalServers
@@ -32,21 +37,66 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_prefect_yaml_is_generated_from_the_definitions() -> None:
     assert check_prefect_yaml(ROOT / "prefect.yaml") == []
     on_disk = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-    assert on_disk == prefect_yaml()
+    local = yaml.safe_load((ROOT / "prefect.local.yaml").read_text())
+    assert on_disk == prefect_yaml() and local == prefect_yaml(local=True)
+    assert on_disk["deployments"] == local["deployments"]  # they differ in `pull` only
     assert [d["name"] for d in on_disk["deployments"]] == [
         "extend-video",
         "extend-inbox",
         "extend-batch",
     ]
     assert all(d["work_pool"]["name"] == "video-extend" for d in on_disk["deployments"])
+    assert on_disk["pull"] == git_pull_steps() and local["pull"] is None
+    requirements = (ROOT / "requirements.txt").read_text().splitlines()
+    assert [line for line in requirements if not line.startswith("#")] == runtime_requirements(
+        ROOT / "pyproject.toml"
+    )
+    assert "prefect==3.8.8" in requirements
 
 
 def test_a_changed_definition_is_caught(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+    path = tmp_path / "prefect.yaml"
+    write_prefect_yaml(path)
+    assert check_prefect_yaml(path) == []
     edited = prefect_yaml()
     edited["deployments"][1]["schedules"][0]["cron"] = "0 * * * *"
-    path = tmp_path / "prefect.yaml"
     path.write_text(yaml.safe_dump(edited))
-    assert check_prefect_yaml(path) == ["deployment 'extend-inbox' differs from the definitions"]
+    with (tmp_path / "requirements.txt").open("a") as requirements:
+        requirements.write("requests\n")
+    (tmp_path / "prefect.local.yaml").unlink()
+    assert check_prefect_yaml(path) == [
+        "prefect.yaml: deployment 'extend-inbox' differs from the definitions",
+        f"{tmp_path / 'prefect.local.yaml'} does not exist",
+        "requirements.txt differs from pyproject.toml's dependencies",
+    ]
+
+
+def test_pull_reads_the_repository_at_deploy_time_or_else_on_the_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What `prefect deploy` (apply_values(..., remove_notset=False)) and then a worker's
+    run_step (apply_values(inputs, os.environ)) make of the git_clone step in Prefect 3.8.8."""
+    import os
+
+    from prefect.utilities.templating import apply_values
+
+    monkeypatch.setenv(GIT_REPOSITORY_VAR, "https://git.example.com/rh-extend.git")
+    monkeypatch.delenv(GIT_BRANCH_VAR, raising=False)
+    deployed = apply_values(git_pull_steps(), {}, remove_notset=False)
+    clone = deployed[0]["prefect.deployments.steps.git_clone"]
+    assert clone["repository"] == "https://git.example.com/rh-extend.git"
+    assert clone["branch"] == "{{ $RH_EXTEND_GIT_BRANCH }}"  # left for the worker
+    install = deployed[1]["prefect.deployments.steps.pip_install_requirements"]
+    assert install["directory"] == "{{ clone.directory }}"  # the clone step's output, at run time
+
+    monkeypatch.setenv(GIT_REPOSITORY_VAR, "file:///elsewhere.git")  # the worker's: too late
+    monkeypatch.setenv(GIT_BRANCH_VAR, "release-1")
+    on_worker = apply_values(clone, dict(os.environ))
+    assert on_worker["repository"] == "https://git.example.com/rh-extend.git"
+    assert on_worker["branch"] == "release-1"
+    monkeypatch.delenv(GIT_BRANCH_VAR)
+    assert apply_values(clone, dict(os.environ))["branch"] == ""  # the default branch
 
 
 def test_served_deployments_match_the_yaml() -> None:
