@@ -26,12 +26,14 @@ POOL = "video-extend"
 VIDEO_ARRIVED = "rh-extend.video.arrived"
 VIDEO_RESOURCE_PREFIX = "rh-extend.video."
 INBOX_CRON = "*/15 * * * *"
+COLLECT_CRON = "7 * * * *"  # hourly, off the inbox's quarter hours
 TIMEZONE = "UTC"
 # prefect.yaml names flows by file path from the repository root, as `prefect init` and Prefect's
 # docs write them; `serve` imports the same flows by module path, so it runs from any directory
 # once rh-extend is installed (`flows/x.py` is installed as `rh_extend.flows.x`).
 EXTEND_VIDEO_ENTRYPOINT = "flows/extend_video.py:extend_video"
 EXTEND_BATCH_ENTRYPOINT = "flows/extend_batch.py:extend_batch"
+COLLECT_ENTRYPOINT = "flows/collect_orphans.py:collect_orphans"
 
 # Environment every run of these deployments gets (job variables on the pool; the serve process
 # sets them for its runs). Persisted results let a batch read its deployment children's results.
@@ -137,6 +139,16 @@ def deployments() -> tuple[DeploymentDef, ...]:
             entrypoint=EXTEND_BATCH_ENTRYPOINT,
             description="Extend every video of a manifest (CSV or JSONL, path or s3:// URI).",
             parameters={"max_parallel": 4},
+        ),
+        DeploymentDef(
+            name="collect-orphans",
+            entrypoint=COLLECT_ENTRYPOINT,
+            description=(
+                "Hourly: archive paid results no live run will archive (its run crashed, was "
+                "killed or cancelled), record failed ones. Never submits."
+            ),
+            parameters={"min_age_s": 300},
+            cron=COLLECT_CRON,
         ),
     )
 

@@ -202,6 +202,7 @@ def served(
             "extend-video": "extend-video",
             "extend-inbox": "extend-batch",
             "extend-batch": "extend-batch",
+            "collect-orphans": "collect-orphans",
         }
 
         def registered() -> dict[str, dict[str, Any]] | None:
@@ -216,7 +217,8 @@ def served(
 
         deployments = process.wait_for("the served deployments and trigger", registered, 90, 0.5)
         # the inbox schedule ticks only while a test wants it (see `inbox_schedule`)
-        prefect_server.post(f"/deployments/{deployments['extend-inbox']['id']}/pause_deployment")
+        for scheduled in ("extend-inbox", "collect-orphans"):  # tests call them when they want
+            prefect_server.post(f"/deployments/{deployments[scheduled]['id']}/pause_deployment")
         process.wait_for("serve to poll", lambda: "polling" in process.tail(200).lower(), 60, 0.5)
         yield Served(prefect_server, process, env, SERVE_PREFIX, deployments)
 

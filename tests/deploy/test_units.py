@@ -44,6 +44,7 @@ def test_prefect_yaml_is_generated_from_the_definitions() -> None:
         "extend-video",
         "extend-inbox",
         "extend-batch",
+        "collect-orphans",
     ]
     assert all(d["work_pool"]["name"] == "video-extend" for d in on_disk["deployments"])
     assert on_disk["pull"] == git_pull_steps() and local["pull"] is None
