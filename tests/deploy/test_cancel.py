@@ -121,14 +121,16 @@ def test_cancelling_a_batch_cancels_its_items_in_flight(
         return running if len(running) == 2 else None
 
     started = time.monotonic()
-    task_ids = wait_for("both items' tasks to run", both_running, 90, 0.2)
+    # up to a minute more when an earlier test's cancelled run still holds key slots (their
+    # leases lapse after 60 s: the process that held them was killed)
+    task_ids = wait_for("both items' tasks to run", both_running, 150, 0.2)
     running_at = time.monotonic()
     api.post(f"/flow_runs/{run['id']}/set_state", {"state": {"type": "CANCELLING"}, "force": True})
 
     def all_cancelled() -> bool:
         return all(sandbox.task(t)["status"] == "CANCEL" for t in task_ids)
 
-    wait_for("every item's task to be CANCEL", all_cancelled, 60, 0.2)
+    wait_for("every item's task to be CANCEL", all_cancelled, 120, 0.2)
     cancelled_at = time.monotonic()
     assert api.wait_final(run["id"])["state"]["type"] == "CANCELLED"
     assert sandbox.submits_received == 2
