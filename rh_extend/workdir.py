@@ -25,6 +25,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +66,27 @@ def _size(num: int) -> str:
 
 # --- where a run's copies go ---------------------------------------------------------------
 
+_tracked: ContextVar[list[Path] | None] = ContextVar("rh_extend_workdir_tracked", default=None)
+
+
+@contextmanager
+def tracked_copies() -> Iterator[list[Path]]:
+    """The folders made inside this block (in this context), listed as they are made: for a
+    chain that is started over, whose new run makes copies of its own."""
+    made: list[Path] = []
+    token = _tracked.set(made)
+    try:
+        yield made
+    finally:
+        _tracked.reset(token)
+
+
+def _made(folder: Path) -> Path:
+    made = _tracked.get()
+    if made is not None:
+        made.append(folder)
+    return folder
+
 
 def download_folder(workdir: Path, request_key: str) -> Path:
     """A new folder of this run's own for the download of REQUEST_KEY's result: runs of the same
@@ -72,37 +95,44 @@ def download_folder(workdir: Path, request_key: str) -> Path:
     for _ in range(MAKE_ATTEMPTS - 1):
         try:
             folder.mkdir(parents=True)
-            return folder
+            return _made(folder)
         except FileNotFoundError:  # a sweep removed the request's empty folder in between
             continue
     folder.mkdir(parents=True)
-    return folder
+    return _made(folder)
 
 
 def staging_folder(workdir: Path) -> Path:
     """A new folder of this run's own for a staged copy of its source."""
     sources = workdir / SOURCES
     sources.mkdir(parents=True, exist_ok=True)  # never removed: no race with a sweep
-    return Path(tempfile.mkdtemp(prefix="source-", dir=sources))
+    return _made(Path(tempfile.mkdtemp(prefix="source-", dir=sources)))
+
+
+def remove_if_empty(folder: Path) -> None:
+    """A run's folder that a failed transfer left empty (the transfer removed its partial file),
+    and its request's folder if that is empty now too."""
+    _rmdir(folder)
+    if folder.parent.parent.name == RUNS:
+        _rmdir(folder.parent)
 
 
 # --- removing them -------------------------------------------------------------------------
 
 
 def _own_folder(workdir: Path, path: Path) -> Path | None:
-    """The run folder PATH lies in (`runs/<key>/<id>` or `sources/<name>`), or None for a path
-    that is not a run's copy in WORKDIR (a user's own file, say): such a path is never touched."""
+    """The run folder PATH is or lies in (`runs/<key>/<id>` or `sources/<name>`), or None for a
+    path that is not a run's copy in WORKDIR (a user's own file, say): that is never touched."""
     root = workdir.resolve()
     try:
-        relative = path.resolve().relative_to(root)
+        parts = path.resolve().relative_to(root).parts
     except ValueError:
         return None
-    parts = relative.parts
-    if len(parts) >= 4 and parts[0] == RUNS:
-        return root.joinpath(*parts[:3])
-    if len(parts) >= 3 and parts[0] == SOURCES:
-        return root.joinpath(*parts[:2])
-    return None
+    depth = {RUNS: 3, SOURCES: 2}.get(parts[0] if parts else "", 0)
+    if not depth or len(parts) < depth:
+        return None
+    folder = root.joinpath(*parts[:depth])
+    return folder if folder.is_dir() and not folder.is_symlink() else None
 
 
 def _remove(path: Path, root: Path) -> Removal:
@@ -145,14 +175,14 @@ def _rmdir(folder: Path) -> None:
 
 
 def remove_run_copies(workdir: Path, paths: Iterable[Path | None]) -> Removal:
-    """Remove the folders of a run's own copies (PATHS: its download, its staged copy), and the
-    request's folder once nothing else is in it. Paths outside the workdir's run folders are
-    left alone."""
+    """Remove the folders of a run's own copies (PATHS: its download, its staged copy, or their
+    folders), and the request's folder once nothing else is in it. Paths outside the workdir's
+    run folders are left alone."""
     root = workdir.resolve()
     removal = Removal()
     for path in paths:
         folder = _own_folder(workdir, path) if path is not None else None
-        if folder is None or not folder.exists():
+        if folder is None:
             continue
         removal += _remove(folder, root)
         if folder.parent.parent == root / RUNS:

@@ -46,17 +46,21 @@ def download_output(request_key: str, task_id: str, response: TaskResponse) -> D
     if not output.url:
         raise ArchiveMismatchError(f"task {task_id} succeeded but its result has no URL")
     extension = _extension(output.output_type)
-    dest = workdir.download_folder(settings.workdir, request_key) / f"output.{extension}"
+    folder = workdir.download_folder(settings.workdir, request_key)
     stage_events.emit("download", "start")
-    with runninghub_client(settings) as client:
-        fetched = client.download(
-            output.url,
-            dest,
-            max_bytes=settings.max_output_bytes,
-            on_progress=lambda done, total: stage_events.emit(
-                "download", "advance", completed=done, total=total
-            ),
-        )
+    try:
+        with runninghub_client(settings) as client:
+            fetched = client.download(
+                output.url,
+                folder / f"output.{extension}",
+                max_bytes=settings.max_output_bytes,
+                on_progress=lambda done, total: stage_events.emit(
+                    "download", "advance", completed=done, total=total
+                ),
+            )
+    except BaseException:
+        workdir.remove_if_empty(folder)  # a retry or rerun downloads into a folder of its own
+        raise
     try:
         info = verify_decodes_to_end(fetched.path)
     except MediaError as exc:

@@ -57,11 +57,16 @@ def _local_file(source: str) -> Path:
 def _fetch(source: str, kind: SourceKind, max_bytes: int) -> Path:
     settings = load_settings()
     # One folder per run: concurrent runs of the same source must not share a partial file.
-    dest = workdir.staging_folder(settings.workdir) / "source.bin"
-    if kind == "s3":
-        return download_s3_uri(s3_client(settings.s3_checksums), source, dest)
-    with runninghub_client(settings) as client:
-        return client.download(source, dest, max_bytes=max_bytes).path
+    folder = workdir.staging_folder(settings.workdir)
+    dest = folder / "source.bin"
+    try:
+        if kind == "s3":
+            return download_s3_uri(s3_client(settings.s3_checksums), source, dest)
+        with runninghub_client(settings) as client:
+            return client.download(source, dest, max_bytes=max_bytes).path
+    except BaseException:
+        workdir.remove_if_empty(folder)  # a retry or rerun stages into a folder of its own
+        raise
 
 
 @task(

@@ -165,8 +165,18 @@ def test_a_failed_run_keeps_its_download_and_the_rerun_archives_without_paying(
 
 @pytest.mark.parametrize("dispatch", ["task", "subflow"])
 def test_a_batch_removes_each_items_copies(
-    dispatch: str, clip: Path, stack: LocalServers, sandbox: Any, s3_prefix: str, work: Path
+    dispatch: str,
+    clip: Path,
+    stack: LocalServers,
+    sandbox: Any,
+    s3_prefix: str,
+    work: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # One download fails at once: the download task retries (subflow), or the item's whole chain
+    # runs again (task): neither leaves the failed attempt's copies behind.
+    monkeypatch.setenv("RH_EXTEND_RETRY_ATTEMPTS", "1")
+    sandbox.add_fault("http_500_html", route="download", times=1)
     source = _s3_source(stack, s3_prefix, clip)
     manifest = work.parent / "batch.jsonl"
     lines = [{"source": source, "prompt": f"{dispatch} item {i}"} for i in range(3)]
@@ -185,4 +195,6 @@ def test_a_batch_removes_each_items_copies(
     assert isinstance(summary, BatchSummary)
     assert [item.status for item in summary.items] == ["archived"] * 3
     assert len(sandbox.ledger()) == 3
+    assert [rule["remaining"] for rule in sandbox.faults()] == [0]
     assert _files(work) == {}
+    assert sorted(p.relative_to(work).as_posix() for p in work.rglob("*")) == ["runs", "sources"]

@@ -135,3 +135,31 @@ def test_the_run_report_says_what_was_removed() -> None:
     assert "**Local copies removed** once archived: 3 files, 3.0 MB from the workdir" in shown
     without = render_run_markdown(manifest, {}, uris, archive_s=1.0, reused=False)
     assert "Local copies removed" not in without
+
+
+def test_the_folders_made_in_a_tracked_block_are_listed(tmp_path: Path) -> None:
+    before = workdir.staging_folder(tmp_path)
+    with workdir.tracked_copies() as made:
+        download = workdir.download_folder(tmp_path, "k" * 64)
+        staged = workdir.staging_folder(tmp_path)
+    after = workdir.download_folder(tmp_path, "k" * 64)
+
+    assert made == [download, staged]
+    assert before not in made and after not in made
+
+
+def test_a_failed_transfer_leaves_no_empty_folder(tmp_path: Path) -> None:
+    first = workdir.download_folder(tmp_path, "k" * 64)
+    second = workdir.download_folder(tmp_path, "k" * 64)
+    staged = workdir.staging_folder(tmp_path)
+
+    workdir.remove_if_empty(first)
+    assert not first.exists() and second.parent.is_dir()  # the request's folder is still in use
+    workdir.remove_if_empty(second)
+    workdir.remove_if_empty(staged)
+    assert (
+        list((tmp_path / "runs").iterdir()) == [] and list((tmp_path / "sources").iterdir()) == []
+    )
+    kept = _file(workdir.download_folder(tmp_path, "k" * 64) / "output.mp4", 3)  # not a video?
+    workdir.remove_if_empty(kept.parent)
+    assert kept.exists()  # a paid result that failed its check stays for a person to look at
