@@ -37,6 +37,7 @@ from rh_extend.tasks import (
     upload_and_price,
     wait_for_task,
 )
+from rh_extend.tasks.stage import remove_staged_copy
 from runninghub import Succeeded, get_model
 
 
@@ -163,6 +164,7 @@ def run_chain(steps: Steps, request: ExtendRequest, resubmit: bool = False) -> E
         slot.reserve()  # acquired while the lookup and the upload run
         earlier = steps.look_up(key, resubmit)
         if isinstance(earlier, ExtendResult):
+            remove_staged_copy(staged)  # nothing left to archive: the copy has no further use
             return _with_run_id(earlier)
         submitted = earlier
         price = None

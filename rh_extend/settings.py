@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     http_timeout_s: float = 60.0
     max_output_bytes: int = 4 * 1024**3
     workdir: Path = Field(default_factory=_default_workdir)
+    # a failed run's copies wait this long for a resume; far longer than any run (see workdir)
+    workdir_retention_h: float = Field(default=24.0, gt=0)
 
     def api_key(self) -> str:
         """The key as plain text, for the client only; never log or return it.

@@ -1,4 +1,5 @@
-"""Archive: output, input and manifest in S3; the manifest is written last, as the done-marker."""
+"""Archive: output, input and manifest in S3; the manifest is written last, as the done-marker.
+Then the run's local copies (its download, its staged copy) are removed: the archive has them."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from typing import Any, TypeVar
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from rh_extend import observe, stage_events
+from rh_extend import observe, stage_events, workdir
 from rh_extend.clients import archive
 from rh_extend.result import ExtendResult
-from rh_extend.settings import load_settings
+from rh_extend.settings import Settings, load_settings
 from rh_extend.storage import Archive
 from rh_extend.tasks.common import retry_on_storage
 from rh_extend.tasks.download import Downloaded
-from rh_extend.tasks.stage import StagedSource
+from rh_extend.tasks.stage import StagedSource, staged_copy
 
 MANIFEST = "manifest.json"
 T = TypeVar("T")
@@ -115,7 +116,33 @@ def archive_run(
     get_run_logger().info(
         "[%s task %s] archived %s", request_key[:12], manifest["task_id"], manifest["output"]["uri"]
     )
-    observe.publish_run(store, manifest)
-    stage_events.emit("archive", "done", message=f"{output_name}, input, manifest.json")
     presigned = store.presign(request_key, output_name, settings.presign_ttl_s)
+    # last: nothing after this may fail the task, whose retry would need the files
+    removed = remove_local_copies(settings, staged, downloaded, manifest)
+    observe.publish_run(store, manifest, removed=removed)
+    stage_events.emit("archive", "done", message=f"{output_name}, input, manifest.json")
     return result_from_manifest(manifest, store.uri(request_key, MANIFEST), presigned, reused=False)
+
+
+def remove_local_copies(
+    settings: Settings, staged: StagedSource, downloaded: Downloaded, manifest: dict[str, Any]
+) -> workdir.Removal | None:
+    """The archived run's download folder and staged copy, removed (never a local source: that
+    is the user's own file); what went is logged and returned for the report."""
+    tag = f"[{manifest['request_key'][:12]} task {manifest['task_id']}]"
+    copies = [downloaded.path, staged_copy(staged)]
+    try:
+        removed = workdir.remove_run_copies(settings.workdir, copies)
+    except OSError as exc:
+        get_run_logger().warning(
+            "%s could not remove the local copies (%s): the sweep will", tag, exc
+        )
+        return None
+    get_run_logger().info(
+        "%s removed the local copies from %s: %s (%s)",
+        tag,
+        settings.workdir,
+        removed.describe(),
+        ", ".join(removed.folders) or "none left",
+    )
+    return removed

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from rh_extend import stage_events
+from rh_extend import stage_events, workdir
 from rh_extend.clients import runninghub_client
 from rh_extend.errors import ArchiveMismatchError, MediaError
 from rh_extend.media import VideoInfo, verify_decodes_to_end
@@ -47,21 +46,21 @@ def download_output(request_key: str, task_id: str, response: TaskResponse) -> D
     if not output.url:
         raise ArchiveMismatchError(f"task {task_id} succeeded but its result has no URL")
     extension = _extension(output.output_type)
-    # A folder per download: runs of the same request on one machine (one resuming the task
-    # another submitted, a batch item beside an event's run) must not write the same file.
-    folder = settings.workdir / "runs" / request_key / uuid.uuid4().hex[:12]
-    dest = folder / f"output.{extension}"
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    folder = workdir.download_folder(settings.workdir, request_key)
     stage_events.emit("download", "start")
-    with runninghub_client(settings) as client:
-        fetched = client.download(
-            output.url,
-            dest,
-            max_bytes=settings.max_output_bytes,
-            on_progress=lambda done, total: stage_events.emit(
-                "download", "advance", completed=done, total=total
-            ),
-        )
+    try:
+        with runninghub_client(settings) as client:
+            fetched = client.download(
+                output.url,
+                folder / f"output.{extension}",
+                max_bytes=settings.max_output_bytes,
+                on_progress=lambda done, total: stage_events.emit(
+                    "download", "advance", completed=done, total=total
+                ),
+            )
+    except BaseException:
+        workdir.remove_if_empty(folder)  # a retry or rerun downloads into a folder of its own
+        raise
     try:
         info = verify_decodes_to_end(fetched.path)
     except MediaError as exc:

@@ -19,6 +19,7 @@ without a run. One item's failure never stops the others.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 from prefect import get_run_logger, task
@@ -29,7 +30,7 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from rh_extend import observe
+from rh_extend import observe, workdir
 from rh_extend.batch_items import BatchItem
 from rh_extend.flows.batch.outcomes import (
     ItemOutcome,
@@ -43,6 +44,7 @@ from rh_extend.flows.batch.outcomes import (
 from rh_extend.flows.direct import direct_run
 from rh_extend.flows.extend_video import INLINE_STEPS, extend_video, run_chain
 from rh_extend.request import flat_parameters
+from rh_extend.settings import load_settings
 from rh_extend.tasks.common import may_pass, retry_on_storage
 from runninghub import RunningHubError
 
@@ -143,11 +145,12 @@ def extend_inline(item: BatchItem) -> ItemOutcome:
     parameters = flow_parameters(item)
     scope = f"task-run/{run.id}"
     batch_run_id = str(run.flow_run_id)
-    with observe.run_scope(scope) as facts:
+    with observe.run_scope(scope) as facts, workdir.tracked_copies() as copies:
         try:
             result = run_chain(INLINE_STEPS, item_request(item), item_resubmit(item))
         except Exception as exc:
             if may_pass(exc) and run.run_count <= ITEM_RETRIES:
+                _remove_copies(item, copies)  # the rerun stages and downloads afresh
                 raise
             outcome = outcome_from_exception(
                 item,
@@ -163,6 +166,19 @@ def extend_inline(item: BatchItem) -> ItemOutcome:
         else:
             outcome = outcome_from_result(item, result, seconds=time.monotonic() - started)
     return _logged(outcome)  # its report is sent in the background; the batch waits at its end
+
+
+def _remove_copies(item: BatchItem, copies: list[Path]) -> None:
+    """The local copies of an inline chain that will be run again, removed."""
+    try:
+        removal = workdir.remove_run_copies(load_settings().workdir, copies)
+    except OSError as exc:
+        get_run_logger().warning("%s: could not remove local copies (%s)", item.label, exc)
+        return
+    if removal.folders:
+        get_run_logger().info(
+            "%s: removed the failed attempt's local copies: %s", item.label, removal.describe()
+        )
 
 
 # ------------------------------------------------------------------------------- the batch

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -43,6 +43,9 @@ from rh_extend.observe.render import (
 )
 from rh_extend.observe.writer import report_writes
 from rh_extend.storage import Archive
+
+if TYPE_CHECKING:
+    from rh_extend.workdir import Removal
 
 CONTACT_SHEET = "contact-sheet.png"
 MANIFEST = "manifest.json"
@@ -112,9 +115,16 @@ def _links(store: Archive, request_key: str, manifest: dict[str, Any]) -> dict[s
 
 
 @best_effort
-def publish_run(store: Archive, manifest: dict[str, Any], *, reused: bool = False) -> None:
+def publish_run(
+    store: Archive,
+    manifest: dict[str, Any],
+    *,
+    reused: bool = False,
+    removed: Removal | None = None,
+) -> None:
     """The run's markdown and link artifacts, and `rh-extend.video.archived` (or `.reused`):
-    rendered by `render`, sent by `report_writes` while the run ends."""
+    rendered by `render`, sent by `report_writes` while the run ends. REMOVED: the local copies
+    the run removed once archived."""
     request_key = manifest["request_key"]
     archive_s = None if reused else _archive_seconds()
     uris = {
@@ -127,7 +137,10 @@ def publish_run(store: Archive, manifest: dict[str, Any], *, reused: bool = Fals
     uris = {what: uri for what, uri in uris.items() if uri}
     links = _links(store, request_key, manifest)
     model = manifest.get("request", {}).get("model", "?")
-    markdown = render_run_markdown(manifest, links, uris, archive_s=archive_s, reused=reused)
+    local = {"files": removed.files, "bytes": removed.bytes} if removed is not None else None
+    markdown = render_run_markdown(
+        manifest, links, uris, archive_s=archive_s, reused=reused, removed=local
+    )
     description = render_run_description(manifest, reused=reused)
     view = {**manifest, "manifest_uri": uris["manifest"]}
     link_text = f"{uris['output'].rsplit('/', 1)[-1]} ({model}, task {manifest.get('task_id')})"

@@ -67,8 +67,10 @@ def render_run_markdown(
     *,
     archive_s: float | None,
     reused: bool,
+    removed: Mapping[str, int] | None = None,
 ) -> str:
-    """The run's report: what was asked, what came back, what it cost, where it is."""
+    """The run's report: what was asked, what came back, what it cost, where it is, and what
+    it removed from the local disk (REMOVED: files and bytes) once archived."""
     request = manifest.get("request", {})
     params = dict(request.get("params", {}))
     prompt = params.pop("prompt", None)
@@ -180,7 +182,18 @@ def render_run_markdown(
         if uris.get(what):
             link = f"[open]({links[what]})" if links.get(what) else "—"
             lines.append(f"| {label} | {link} | `{uris[what]}` |")
+    if removed is not None:
+        lines += ["", _removed_line(removed)]
     return "\n".join(lines) + "\n"
+
+
+def _removed_line(removed: Mapping[str, int]) -> str:
+    files = int(removed.get("files", 0))
+    return (
+        f"**Local copies removed** once archived: {files} file{'' if files == 1 else 's'}, "
+        f"{_size(removed.get('bytes', 0))} from the workdir (the download and, for an https or "
+        "s3:// source, its staged copy; a local source file stays where it is)."
+    )
 
 
 def render_run_description(manifest: dict[str, Any], *, reused: bool) -> str:
