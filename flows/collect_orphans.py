@@ -29,9 +29,8 @@ from rh_extend.flows.extend_video import check_settings
 from rh_extend.flows.manifest import build_manifest
 from rh_extend.result import ExtendResult
 from rh_extend.settings import load_settings
-from rh_extend.storage import Archive
 from rh_extend.submissions import SubmissionBook
-from rh_extend.tasks import Downloaded, Finished, StagedSource, archive_run, download_output
+from rh_extend.tasks import Finished, StagedSource, archive_run, download_output
 from rh_extend.tasks.stage import stage_source
 from runninghub import Failed, RunningHubClient, Succeeded, TaskNotFoundError, TaskResponse
 
@@ -82,25 +81,6 @@ def _staged_again(origin: dict[str, Any]) -> StagedSource | None:
     return staged if staged.sha256 == origin.get("input", {}).get("sha256") else None
 
 
-def _archive_output_only(
-    store: Archive, request_key: str, downloaded: Downloaded, manifest: dict[str, Any]
-) -> ExtendResult:
-    """What was paid for, kept even when the source can't be read again: output and manifest."""
-    from rh_extend.tasks.archive import MANIFEST, result_from_manifest
-
-    name = f"output.{downloaded.extension}"
-    stored = store.store_file(
-        request_key, name, downloaded.path, sha256=downloaded.sha256, content_type="video/mp4"
-    )
-    manifest["output"]["uri"] = stored.uri
-    manifest["input"]["uri"] = None
-    manifest["input"]["note"] = "not archived: the source could not be read by the collector"
-    store.put_json(request_key, MANIFEST, manifest, create_only=True)
-    observe.publish_run(store, manifest)
-    presigned = store.presign(request_key, name, load_settings().presign_ttl_s)
-    return result_from_manifest(manifest, store.uri(request_key, MANIFEST), presigned, False)
-
-
 @flow(name="collect-result", flow_run_name=_result_run_name, log_prints=True)
 def collect_result(request_key: str, task_id: str) -> ExtendResult:
     """Archive the finished task of an orphaned request, as its own run would have."""
@@ -123,9 +103,8 @@ def collect_result(request_key: str, task_id: str) -> ExtendResult:
     observe.task_succeeded(manifest)
     staged = _staged_again(origin)
     if staged is None:
-        result = _archive_output_only(store, request_key, downloaded, manifest)
-    else:
-        result = archive_run(request_key, staged, downloaded, manifest)
+        manifest["input"]["note"] = "not archived: the collector could not read the source"
+    result = archive_run(request_key, staged, downloaded, manifest)
     return result.model_copy(update={"flow_run_id": str(flow_run.id)})
 
 

@@ -73,11 +73,14 @@ def archived_result(
     retry_condition_fn=retry_on_storage,
 )
 def archive_run(
-    request_key: str, staged: StagedSource, downloaded: Downloaded, manifest: dict[str, Any]
+    request_key: str, staged: StagedSource | None, downloaded: Downloaded, manifest: dict[str, Any]
 ) -> ExtendResult:
+    """Output, input (when STAGED: the collector may not be able to read the source again),
+    contact sheet, then the manifest; then the local copies go."""
     settings = load_settings()
     store = archive(settings)
-    stage_events.emit("archive", "start", total=float(downloaded.size + staged.info.size_bytes))
+    input_bytes = staged.info.size_bytes if staged else 0
+    stage_events.emit("archive", "start", total=float(downloaded.size + input_bytes))
     output_name = f"output.{downloaded.extension}"
     # the two uploads and the contact sheet are independent: side by side, then the manifest
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="rh-extend-archive") as pool:
@@ -90,26 +93,28 @@ def archive_run(
             sha256=downloaded.sha256,
             content_type="video/mp4",
         )
-        source = _in_context(
-            pool,
-            store.store_file,
-            request_key,
-            f"input.{staged.info.container}",
-            staged.path,
-            sha256=staged.sha256,
-            content_type="video/mp4",
-        )
+        source = None
+        if staged is not None:
+            source = _in_context(
+                pool,
+                store.store_file,
+                request_key,
+                f"input.{staged.info.container}",
+                staged.path,
+                sha256=staged.sha256,
+                content_type="video/mp4",
+            )
         sheet = _in_context(
             pool,
             observe.store_contact_sheet,
             store,
             request_key,
             downloaded.path,
-            staged.info.duration_s,
+            float(manifest["input"].get("duration_s") or 0.0),
             manifest,
         )
         manifest["output"]["uri"] = output.result().uri
-        manifest["input"]["uri"] = source.result().uri
+        manifest["input"]["uri"] = source.result().uri if source else None
         sheet.result()
     if not store.put_json(request_key, MANIFEST, manifest, create_only=True):
         get_run_logger().warning("[%s] manifest.json already existed: kept", request_key[:12])
@@ -125,12 +130,15 @@ def archive_run(
 
 
 def remove_local_copies(
-    settings: Settings, staged: StagedSource, downloaded: Downloaded, manifest: dict[str, Any]
+    settings: Settings,
+    staged: StagedSource | None,
+    downloaded: Downloaded,
+    manifest: dict[str, Any],
 ) -> workdir.Removal | None:
     """The archived run's download folder and staged copy, removed (never a local source: that
     is the user's own file); what went is logged and returned for the report."""
     tag = f"[{manifest['request_key'][:12]} task {manifest['task_id']}]"
-    copies = [downloaded.path, staged_copy(staged)]
+    copies = [downloaded.path, staged_copy(staged) if staged else None]
     try:
         removed = workdir.remove_run_copies(settings.workdir, copies)
     except OSError as exc:
