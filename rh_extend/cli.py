@@ -324,17 +324,25 @@ def receiver(
 
 @app.command()
 def deployments(
-    write: Annotated[bool, typer.Option(help="Regenerate prefect.yaml.")] = False,
+    write: Annotated[
+        bool,
+        typer.Option(help="Regenerate prefect.yaml, prefect.local.yaml and requirements.txt."),
+    ] = False,
     path: Annotated[Path, typer.Option(help="The prefect.yaml to check or write.")] = Path(
         "prefect.yaml"
     ),
 ) -> None:
-    """Check prefect.yaml against the deployment definitions, or --write it."""
-    from rh_extend.deployments.definitions import check_prefect_yaml, write_prefect_yaml
+    """Check prefect.yaml, prefect.local.yaml and requirements.txt against the deployment
+    definitions and pyproject.toml, or --write them."""
+    from rh_extend.deployments.definitions import (
+        check_prefect_yaml,
+        generated_paths,
+        write_prefect_yaml,
+    )
 
     if write:
         write_prefect_yaml(path)
-        out.print(f"wrote {path}")
+        out.print("wrote " + ", ".join(str(p) for p in generated_paths(path)))
         return
     problems = check_prefect_yaml(path)
     for problem in problems:
@@ -342,7 +350,7 @@ def deployments(
     if problems:
         err.print("run `rh-extend deployments --write` to regenerate it")
         raise typer.Exit(1)
-    out.print(f"{path} matches deployments/definitions.py")
+    out.print(f"{', '.join(str(p) for p in generated_paths(path))}: match their sources")
 
 
 @app.command()
