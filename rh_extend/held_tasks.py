@@ -22,6 +22,7 @@ and the collector (`flows/collect_orphans.py`) archives what they produce.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,10 @@ from rh_extend.submissions import SubmissionBook
 from runninghub import CancelOutcome, RunningHubError
 
 LABEL_PREFIX = "rh-extend.task."
+# Prefect's server patches labels by read-merge-write: two items of one batch labelling the
+# batch's run at the same moment would lose one label. One PATCH at a time per process (a run's
+# labels are written by its own process only).
+_labelling = threading.Lock()
 MANIFEST = "manifest.json"
 logger = logging.getLogger("rh_extend.held_tasks")
 
@@ -56,7 +61,7 @@ def hold(request_key: str, task_id: str) -> None:
     if context is None or context.flow_run is None:
         return
     try:
-        with get_client(sync_client=True) as client:
+        with _labelling, get_client(sync_client=True) as client:
             client.update_flow_run_labels(
                 context.flow_run.id, {f"{LABEL_PREFIX}{request_key}": task_id}
             )
